@@ -1,0 +1,152 @@
+"""CloudTrail records, built once for every service.
+
+Every service turns each AWS call it handles (success or failure) into exactly one record
+with :func:`build_event` and hands it to an :class:`AuditSink`. ``record`` must not block
+the request path: sinks queue the record and ship batches to the trail service's
+``PutEvents`` RPC in the background, durably (see common/audit_outbox.py).
+
+Record shape: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html
+Nothing here may carry plaintext, key material or secrets: callers pass request parameters
+with such members already removed (see ``redact_parameters``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from strongroom.common.v1 import caller_pb2
+
+EVENT_VERSION = "1.08"
+EVENT_VERSION_DATA = "1.09"
+
+# Request/response members CloudTrail never records.
+SECRET_MEMBERS = frozenset({
+    "Plaintext", "PlaintextBlob", "PrivateKeyPlaintext", "KeyMaterial", "EncryptedKeyMaterial",
+    "SharedSecret", "Message", "Mac", "SecretAccessKey", "SessionToken", "CiphertextBlob",
+    "CiphertextForRecipient", "SourceCiphertextBlob", "Signature", "PublicKey", "Body",
+    "GrantTokens", "ImportToken", "PrivateKeyCiphertextBlob", "Password",
+})
+
+
+def redact_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in SECRET_MEMBERS:
+            continue
+        out[name[:1].lower() + name[1:]] = value
+    return out
+
+
+def iso_time(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_identity(caller: caller_pb2.Caller) -> dict[str, Any]:
+    """CloudTrail's userIdentity element for a caller, as AWS writes each type."""
+    kind = caller.principal_type or "Anonymous"
+    if kind == "AWSService":
+        return {"type": "AWSService", "invokedBy": caller.service_principal}
+    if kind == "Anonymous":
+        ident: dict[str, Any] = {"type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"}
+        return ident
+    ident = {"type": kind, "principalId": caller.principal_id, "arn": caller.principal_arn,
+             "accountId": caller.account_id}
+    if caller.access_key_id:
+        ident["accessKeyId"] = caller.access_key_id
+    if kind == "IAMUser" and caller.user_name:
+        ident["userName"] = caller.user_name
+    if caller.HasField("session_context"):
+        sc = caller.session_context
+        ctx: dict[str, Any] = {"attributes": {
+            "creationDate": sc.creation_date,
+            "mfaAuthenticated": "true" if sc.mfa_authenticated else "false"}}
+        if sc.session_issuer.arn:
+            ctx["sessionIssuer"] = {
+                "type": sc.session_issuer.type or "Role",
+                "principalId": sc.session_issuer.principal_id,
+                "arn": sc.session_issuer.arn,
+                "accountId": sc.session_issuer.account_id,
+                "userName": sc.session_issuer.user_name,
+            }
+        ident["sessionContext"] = ctx
+    if caller.invoked_by:
+        ident["invokedBy"] = caller.invoked_by
+    return ident
+
+
+def build_event(
+    *,
+    caller: caller_pb2.Caller,
+    event_source: str,
+    event_name: str,
+    region: str,
+    recipient_account_id: str,
+    request_parameters: Mapping[str, Any] | None,
+    response_elements: Mapping[str, Any] | None = None,
+    resources: Iterable[Mapping[str, str]] = (),
+    read_only: bool,
+    management_event: bool = True,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    additional_event_data: Mapping[str, Any] | None = None,
+    event_type: str = "AwsApiCall",
+    event_time: datetime | None = None,
+    event_id: str | None = None,
+    request_id: str | None = None,
+    shared_event_id: str | None = None,
+) -> dict[str, Any]:
+    """One CloudTrail record (a plain JSON-able dict, keys in CloudTrail's order)."""
+    when = event_time or datetime.now(timezone.utc)
+    event: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION if management_event else EVENT_VERSION_DATA,
+        "userIdentity": user_identity(caller),
+        "eventTime": iso_time(when),
+        "eventSource": event_source,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": caller.invoked_by or caller.source_ip or "127.0.0.1",
+        "userAgent": caller.invoked_by or caller.user_agent or "",
+    }
+    if error_code:
+        event["errorCode"] = error_code
+        event["errorMessage"] = error_message or ""
+    event["requestParameters"] = dict(request_parameters) if request_parameters is not None else None
+    event["responseElements"] = dict(response_elements) if response_elements is not None else None
+    if additional_event_data:
+        event["additionalEventData"] = dict(additional_event_data)
+    event["requestID"] = request_id or caller.request_id or str(uuid.uuid4())
+    event["eventID"] = event_id or str(uuid.uuid4())
+    event["readOnly"] = read_only
+    resources = list(resources)
+    if resources:
+        event["resources"] = [dict(r) for r in resources]
+    event["eventType"] = event_type
+    event["managementEvent"] = management_event
+    event["recipientAccountId"] = recipient_account_id
+    if shared_event_id or caller.shared_event_id:
+        event["sharedEventID"] = shared_event_id or caller.shared_event_id
+    event["eventCategory"] = "Management" if management_event else "Data"
+    if caller.tls_version:
+        event["tlsDetails"] = {"tlsVersion": caller.tls_version}
+    return event
+
+
+class AuditSink(Protocol):
+    """Where services put records. ``record`` is synchronous, cheap and never raises."""
+
+    def record(self, event: dict[str, Any]) -> None: ...
+
+
+class MemorySink:
+    """Keeps records in a list; for unit tests."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.events.append(event)

@@ -1,0 +1,143 @@
+"""The process shell every gRPC service shares.
+
+``run_service`` starts a ``grpc.aio`` server on 127.0.0.1 with the standard health service
+and server reflection, maps raised :class:`AwsError` to ``google.rpc.Status`` (one
+interceptor, so servicers just raise), marks itself SERVING once its resources are open,
+and on SIGTERM/SIGINT goes NOT_SERVING, lets in-flight calls finish (grace period), then
+closes its resources in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common.errors import AwsError, InternalFailure
+from common.grpc_errors import to_rpc_status
+from common.logging import get_logger
+
+log = get_logger(__name__)
+
+Setup = Callable[[grpc.aio.Server], contextlib.AbstractAsyncContextManager[Sequence[str]]]
+"""An async context manager that opens the service's resources, registers its servicers on
+the server and yields the full names of the gRPC services it registered."""
+
+
+async def _abort_with(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    if isinstance(exc, AwsError):
+        err = exc
+    else:
+        log.error("unhandled_exception", method=method, exc_info=exc)
+        err = InternalFailure("We encountered an internal error. Please try again.")
+    await context.abort_with_status(to_rpc_status(err))
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turns exceptions raised by servicers into AWS-shaped gRPC statuses."""
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method
+
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await inner_uu(request, context)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - mapped to a status
+                    await _abort_with(context, exc, method)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await _abort_with(context, exc, method)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await inner_su(request_iter, context)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await _abort_with(context, exc, method)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, handler.request_deserializer, handler.response_serializer)
+        if handler.stream_stream:
+            inner_ss = handler.stream_stream
+
+            async def stream_stream(request_iter: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for item in inner_ss(request_iter, context):
+                        yield item
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await _abort_with(context, exc, method)
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream_stream, handler.request_deserializer, handler.response_serializer)
+        return handler
+
+
+GRPC_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.so_reuseport", 0),
+)
+
+
+async def run_service(name: str, host: str, port: int, setup: Setup,
+                      grace_seconds: float = 10.0) -> None:
+    """Serve until SIGTERM/SIGINT; see the module docstring."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with setup(server) as service_names:
+        names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+        bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise RuntimeError(f"{name}: cannot bind {host}:{port}")
+        await server.start()
+        for svc in (*service_names, ""):
+            await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+        log.info("service_started", name=name, address=f"{host}:{bound}")
+        await stop.wait()
+        log.info("service_stopping", name=name)
+        for svc in (*service_names, ""):
+            await health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(grace_seconds)
+    log.info("service_stopped", name=name)
