@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from strongroom.common.v1 import caller_pb2
 
-EVENT_VERSION = "1.08"
-EVENT_VERSION_DATA = "1.09"
+EVENT_VERSION = "1.11"  # as in the records of shared/reference 001
+EVENT_VERSION_DATA = "1.11"
 
 # Request/response members CloudTrail never records.
 SECRET_MEMBERS = frozenset({
@@ -132,7 +132,8 @@ def build_event(
         event["sharedEventID"] = shared_event_id or caller.shared_event_id
     event["eventCategory"] = "Management" if management_event else "Data"
     if caller.tls_version:
-        event["tlsDetails"] = {"tlsVersion": caller.tls_version}
+        event["tlsDetails"] = {"tlsVersion": caller.tls_version,
+                               "clientProvidedHostHeader": caller.host}
     return event
 
 

@@ -69,7 +69,6 @@ __all__ = [
     "OPERATOR_NAMES",
 ]
 
-ContextScalar = object
 IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 

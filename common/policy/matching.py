@@ -144,13 +144,15 @@ def arn_pattern_matches(pattern: Sequence[PatternElem], value: str) -> bool:
     When the pattern has the six ARN components (``arn:partition:service:
     region:account:resource``) each component is matched separately against
     the value's component, so wildcards cannot cross ``:`` except inside the
-    final resource component (which may itself contain ``:``).  A pattern that
-    is not shaped like an ARN (e.g. a bare ``*``) falls back to whole-string
-    glob matching.
+    final resource component (which may itself contain ``:``).  A pattern
+    without any ``:`` (e.g. a bare ``*``) is matched against the whole value;
+    any other pattern with fewer than six components matches nothing.
     """
     p_parts = _split_pattern(pattern, ":", 5)
-    if len(p_parts) != 6:
+    if len(p_parts) == 1:
         return match_pattern(pattern, value)
+    if len(p_parts) != 6:
+        return False
     v_parts = value.split(":", 5)
     if len(v_parts) != 6:
         return False
