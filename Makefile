@@ -23,8 +23,15 @@ test: deps softhsm gen
 unit: deps gen
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-bench: deps softhsm gen
-	$(PY) -m bench
+MOTO_VENV := .venv-moto
+
+bench: deps softhsm gen $(MOTO_VENV)/.installed
+	$(PY) -m bench --moto $(MOTO_VENV)/bin/moto_server
+
+$(MOTO_VENV)/.installed: bench/moto-requirements.lock
+	$(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/moto-requirements.lock
+	touch $@
 
 deps: $(DEPS)
 
@@ -49,4 +56,4 @@ lock:
 	$(PY) -m pip freeze --exclude-editable > requirements.lock
 
 clean:
-	rm -rf gen $(VENV) .pytest_cache
+	rm -rf gen $(VENV) $(MOTO_VENV) .pytest_cache

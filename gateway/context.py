@@ -11,11 +11,14 @@ has already:
   ``x-amz-request-id`` header (S3) and in the ``<RequestId>`` of error bodies; the gateway
   also sets ``x-amzn-RequestId`` / ``x-amz-request-id`` on every response it builds itself;
 * verified the request's signature with ``gateway.auth.authenticate`` (header SigV4,
-  presigned SigV4, SigV2, or anonymous). ``ctx.auth`` is that ``AuthResult`` (``None`` for an
-  anonymous request). Verification of the *payload* is the backend's job because only it
-  reads the body: for a signed payload hash it calls ``gateway.auth.verify_payload_hash`` on
-  the bytes it read, and for ``aws-chunked`` bodies it wraps the stream in
-  ``gateway.auth.ChunkedBodyDecoder`` (see gateway/auth/__init__.py);
+  presigned SigV4, SigV2, or anonymous). ``ctx.auth`` is that ``AuthResult``, also for an
+  anonymous request (``ctx.auth.anonymous`` / ``ctx.anonymous`` is then True and its payload
+  expectation still describes the body: a declared ``x-amz-content-sha256`` or an unsigned
+  ``aws-chunked`` trailer upload). Verification of the *payload* is the backend's job because
+  only it reads the body: ``gateway.auth.verify_payload_hash(ctx.auth, body)`` on the bytes it
+  read, or ``gateway.auth.ChunkedBodyDecoder(ctx.auth, request.headers)`` when
+  ``ctx.auth.payload.is_streaming`` (see gateway/auth/__init__.py). The app accepts bodies up
+  to 16 MiB through ``request.read()``; stream larger ones from ``request.content``;
 * resolved the principal: ``ctx.caller`` is a ``strongroom.common.v1.Caller`` with principal
   type / ARN / id, account, access key id, session context (assumed roles), source IP, user
   agent, request id, signature version, auth method, region, host and the caller's identity
@@ -27,7 +30,7 @@ has already:
 Fields:
 
 ``settings``      ``common.config.Settings`` of this process.
-``auth``          ``gateway.auth.AuthResult | None`` (None = anonymous).
+``auth``          ``gateway.auth.AuthResult`` (``auth.anonymous`` for anonymous requests).
 ``caller``        ``strongroom.common.v1.Caller`` (see above).
 ``request_id``    uuid4 string, also ``caller.request_id``.
 ``service``       routed service name: ``"s3"``, ``"kms"``, ``"cloudtrail"``, ``"iam"``, ``"sts"``.
@@ -68,7 +71,7 @@ RPC_TIMEOUT = 60.0
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     settings: Settings
-    auth: Any  # gateway.auth.AuthResult | None (None: anonymous)
+    auth: Any  # gateway.auth.AuthResult (auth.anonymous for anonymous requests)
     caller: caller_pb2.Caller
     request_id: str
     service: str
@@ -92,4 +95,4 @@ class RequestContext:
 
     @property
     def anonymous(self) -> bool:
-        return self.auth is None
+        return self.auth is None or bool(self.auth.anonymous)

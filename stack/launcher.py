@@ -1,4 +1,4 @@
-"""Start and stop a real stack for integration tests.
+"""Start and stop a real stack on free ports (integration tests, benchmarks).
 
 Every port is a free 127.0.0.1 port chosen at start; the data directory (databases, object
 bytes, the SoftHSM2 token) is a fresh temporary folder. ``Stack.stop`` sends SIGTERM to the

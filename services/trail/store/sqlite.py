@@ -1,0 +1,589 @@
+"""The trail service's SQLite database (aiosqlite, WAL): events, trails, tags, deliveries, keys.
+
+Tables
+------
+``events``        one row per record, unique by ``event_id`` (PutEvents is idempotent);
+                  ``seq`` is the arrival order (AUTOINCREMENT, never reused) that delivery
+                  cursors follow; indexed for every LookupEvents attribute.
+``event_resources`` (event_id, type, name, arn) for ResourceType / ResourceName lookups.
+``trails``        the trail (JSON ``data``), its delivery ``cursor`` (last events.seq it has
+                  considered) and the head of its digest chain.
+``tags``          (trail_arn, key, value).
+``deliveries``    every log / insight / digest file a trail writes. A row is created, with the
+                  exact gzip bytes, in the same transaction that advances the trail's cursor
+                  (or claims the log files a digest lists); ``delivered_at`` is set once the
+                  object store acknowledged the PutObject. Undelivered rows are retried with
+                  the same key and bytes, so each record lands in exactly one log file even
+                  if the process dies between PutObject and the commit.
+``signing_keys``  the digest-signing public keys (ListPublicKeys).
+``secrets``       small random values (the NextToken MAC key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from services.trail.domain.event import IndexedEvent
+from services.trail.domain.lookup import LookupQuery, Position
+from services.trail.domain.trails import Trail, TrailStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL UNIQUE,
+    event_time    INTEGER NOT NULL,
+    received_at   INTEGER NOT NULL,
+    event_name    TEXT NOT NULL,
+    event_source  TEXT NOT NULL,
+    read_only     INTEGER,
+    username      TEXT,
+    access_key_id TEXT,
+    category      TEXT NOT NULL,
+    error_code    TEXT,
+    body          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time   ON events(category, event_time, seq);
+CREATE INDEX IF NOT EXISTS events_by_name   ON events(event_name, event_time);
+CREATE INDEX IF NOT EXISTS events_by_source ON events(event_source, event_time);
+CREATE INDEX IF NOT EXISTS events_by_user   ON events(username, event_time);
+CREATE INDEX IF NOT EXISTS events_by_akid   ON events(access_key_id, event_time);
+CREATE INDEX IF NOT EXISTS events_by_recv   ON events(received_at);
+CREATE TABLE IF NOT EXISTS event_resources (
+    event_id TEXT NOT NULL,
+    type     TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    arn      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_by_type ON event_resources(type);
+CREATE INDEX IF NOT EXISTS resources_by_name ON event_resources(name);
+CREATE INDEX IF NOT EXISTS resources_by_arn  ON event_resources(arn);
+CREATE INDEX IF NOT EXISTS resources_by_event ON event_resources(event_id);
+CREATE TABLE IF NOT EXISTS trails (
+    name                  TEXT PRIMARY KEY,
+    data                  TEXT NOT NULL,
+    cursor                INTEGER NOT NULL DEFAULT 0,
+    digest_bucket         TEXT,
+    digest_key            TEXT,
+    digest_hash           TEXT,
+    digest_signature      TEXT,
+    digest_end            TEXT,
+    created_at            INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    trail_arn TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (trail_arn, key)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    trail        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    bucket       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    body         BLOB,
+    sha256       TEXT,
+    oldest       TEXT,
+    newest       TEXT,
+    events       INTEGER NOT NULL DEFAULT 0,
+    metadata     TEXT,
+    kms_key_id   TEXT,
+    created_at   INTEGER NOT NULL,
+    delivered_at INTEGER,
+    digest_id    INTEGER
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(trail, delivered_at, id);
+CREATE INDEX IF NOT EXISTS deliveries_digest ON deliveries(trail, kind, digest_id);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    fingerprint TEXT PRIMARY KEY,
+    key_arn     TEXT NOT NULL,
+    public_der  BLOB NOT NULL,
+    valid_from  INTEGER NOT NULL,
+    valid_to    INTEGER
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# ------------------------------------------------------------------ trail <-> JSON
+
+def _dt_to_text(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt_from_text(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def trail_to_json(trail: Trail) -> str:
+    data = asdict(trail)
+    data["created_at"] = _dt_to_text(trail.created_at)
+    data["status"] = {f.name: (_dt_to_text(v) if isinstance(v := getattr(trail.status, f.name), datetime) else v)
+                      for f in fields(TrailStatus)}
+    return json.dumps(data, separators=(",", ":"))
+
+
+def trail_from_json(text: str) -> Trail:
+    data = json.loads(text)
+    status_raw = data.pop("status", {}) or {}
+    status_kwargs: dict[str, Any] = {}
+    for f in fields(TrailStatus):
+        value = status_raw.get(f.name)
+        if f.name in ("is_logging",):
+            status_kwargs[f.name] = bool(value)
+        elif f.name.endswith("_error"):
+            status_kwargs[f.name] = value
+        else:
+            status_kwargs[f.name] = _dt_from_text(value)
+    data["created_at"] = _dt_from_text(data.get("created_at"))
+    for name in ("event_selectors", "advanced_event_selectors", "insight_selectors"):
+        data[name] = tuple(data.get(name) or ())
+    known = {f.name for f in fields(Trail)}
+    return Trail(**{k: v for k, v in data.items() if k in known}, status=TrailStatus(**status_kwargs))
+
+
+# ------------------------------------------------------------------ rows
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    seq: int
+    event_id: str
+    event_time_ms: int
+    event_name: str
+    event_source: str
+    read_only: bool | None
+    username: str | None
+    access_key_id: str | None
+    category: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    trail: str
+    kind: str            # log | insight | digest
+    bucket: str
+    key: str
+    body: bytes | None   # gzip bytes while pending
+    sha256: str | None
+    oldest: str | None
+    newest: str | None
+    events: int
+    metadata: dict[str, str]
+    kms_key_id: str | None
+    created_at: int
+    delivered_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewLogFile:
+    kind: str            # log | insight
+    bucket: str
+    key: str
+    body_gz: bytes
+    sha256: str          # of the uncompressed body
+    oldest: str | None
+    newest: str | None
+    events: int
+    kms_key_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestHead:
+    bucket: str | None
+    key: str | None
+    hash: str | None
+    signature: str | None
+    end: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    fingerprint: str
+    key_arn: str
+    public_der: bytes
+    valid_from_ms: int
+    valid_to_ms: int | None
+
+
+_EVENT_COLS = ("seq, event_id, event_time, event_name, event_source, read_only, username, "
+               "access_key_id, category, body")
+
+
+def _event_row(r: Sequence[Any]) -> EventRow:
+    return EventRow(seq=r[0], event_id=r[1], event_time_ms=r[2], event_name=r[3], event_source=r[4],
+                    read_only=None if r[5] is None else bool(r[5]), username=r[6],
+                    access_key_id=r[7], category=r[8], body=r[9])
+
+
+def _delivery(r: Sequence[Any]) -> Delivery:
+    return Delivery(id=r[0], trail=r[1], kind=r[2], bucket=r[3], key=r[4], body=r[5], sha256=r[6],
+                    oldest=r[7], newest=r[8], events=r[9], metadata=json.loads(r[10] or "{}"),
+                    kms_key_id=r[11], created_at=r[12], delivered_at=r[13])
+
+
+_DELIVERY_COLS = ("id, trail, kind, bucket, key, body, sha256, oldest, newest, events, metadata, "
+                  "kms_key_id, created_at, delivered_at")
+
+
+class TrailStore:
+    """All persistent state of the trail service (one aiosqlite connection)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        # One connection is one transaction: writers take turns (reads need no lock).
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            try:
+                yield self._db
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
+
+    @classmethod
+    async def open(cls, path: str | Path) -> TrailStore:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.executescript(SCHEMA)
+        await db.commit()
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # ------------------------------------------------------------------ secrets
+
+    async def secret(self, name: str, size: int = 32) -> bytes:
+        async with self._db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        if row:
+            return bytes(row[0])
+        async with self._tx() as db:
+            await db.execute("INSERT OR IGNORE INTO secrets(name, value) VALUES (?, ?)", (name, os.urandom(size)))
+        return await self.secret(name, size)
+
+    async def setting(self, name: str) -> str | None:
+        async with self._db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]).decode() if row else None
+
+    async def set_setting(self, name: str, value: str) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT OR REPLACE INTO secrets(name, value) VALUES (?, ?)", (name, value.encode()))
+
+    # ------------------------------------------------------------------ events
+
+    async def put_events(self, events: Sequence[IndexedEvent], received_ms: int | None = None) -> tuple[int, int]:
+        """Store new records (idempotent by event id). Returns (accepted, duplicates)."""
+        if not events:
+            return 0, 0
+        received = received_ms if received_ms is not None else now_ms()
+        unique: dict[str, IndexedEvent] = {}
+        for ev in events:
+            unique.setdefault(ev.event_id, ev)
+        ids = list(unique)
+        async with self._tx() as db:
+            existing: set[str] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                async with db.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk) as cur:
+                    existing.update(r[0] for r in await cur.fetchall())
+            new = [ev for eid, ev in unique.items() if eid not in existing]
+            await db.executemany(
+                "INSERT OR IGNORE INTO events(event_id, event_time, received_at, event_name, event_source,"
+                " read_only, username, access_key_id, category, error_code, body)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(ev.event_id, ev.event_time_ms, received, ev.event_name, ev.event_source,
+                  None if ev.read_only is None else int(ev.read_only), ev.username, ev.access_key_id,
+                  ev.category, ev.error_code, ev.body) for ev in new])
+            await db.executemany(
+                "INSERT INTO event_resources(event_id, type, name, arn) VALUES (?,?,?,?)",
+                [(ev.event_id, r.type, r.name, r.arn) for ev in new for r in ev.resources])
+        return len(new), len(events) - len(new)
+
+    async def lookup(self, query: LookupQuery, after: Position | None, limit: int) -> list[EventRow]:
+        category = "Insight" if query.insight else "Management"
+        where = ["category = ?", "event_time >= ?", "event_time <= ?"]
+        args: list[Any] = [category, query.start_ms, query.end_ms]
+        key, value = query.attribute_key, query.attribute_value
+        column = {"EventId": "event_id", "EventName": "event_name", "EventSource": "event_source",
+                  "Username": "username", "AccessKeyId": "access_key_id"}.get(key or "")
+        if column:
+            where.append(f"{column} = ?")
+            args.append(value)
+        elif key == "ReadOnly":
+            where.append("read_only = ?")
+            args.append(1 if value == "true" else 0)
+        elif key == "ResourceType":
+            where.append("event_id IN (SELECT event_id FROM event_resources WHERE type = ?)")
+            args.append(value)
+        elif key == "ResourceName":
+            where.append("event_id IN (SELECT event_id FROM event_resources WHERE name = ? OR arn = ?)")
+            args.extend([value, value])
+        if after is not None:
+            where.append("(event_time < ? OR (event_time = ? AND seq < ?))")
+            args.extend([after.event_time_ms, after.event_time_ms, after.seq])
+        sql = (f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} "
+               "ORDER BY event_time DESC, seq DESC LIMIT ?")
+        args.append(limit)
+        async with self._db.execute(sql, args) as cur:
+            return [_event_row(r) for r in await cur.fetchall()]
+
+    async def events_after(self, seq: int, limit: int) -> list[EventRow]:
+        async with self._db.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)) as cur:
+            return [_event_row(r) for r in await cur.fetchall()]
+
+    async def recent_events(self, since_ms: int, category: str = "Management") -> list[EventRow]:
+        async with self._db.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE category = ? AND event_time >= ? ORDER BY event_time",
+                (category, since_ms)) as cur:
+            return [_event_row(r) for r in await cur.fetchall()]
+
+    async def max_seq(self) -> int:
+        async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def max_seq_received_before(self, received_ms: int) -> int:
+        async with self._db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE received_at < ?", (received_ms,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def count_events(self) -> int:
+        async with self._db.execute("SELECT COUNT(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def purge_events(self, before_ms: int) -> int:
+        """Drop records older than ``before_ms`` that every trail has already considered."""
+        async with self._tx() as db:
+            async with db.execute("SELECT MIN(cursor) FROM trails") as cur:
+                row = await cur.fetchone()
+            min_cursor = row[0] if row and row[0] is not None else None
+            cond = "event_time < ?"
+            args: list[Any] = [before_ms]
+            if min_cursor is not None:
+                cond += " AND seq <= ?"
+                args.append(min_cursor)
+            await db.execute(
+                f"DELETE FROM event_resources WHERE event_id IN (SELECT event_id FROM events WHERE {cond})", args)
+            cur2 = await db.execute(f"DELETE FROM events WHERE {cond}", args)
+            return int(cur2.rowcount or 0)
+
+    # ------------------------------------------------------------------ trails
+
+    async def insert_trail(self, trail: Trail, tags: Iterable[tuple[str, str]], cursor: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO trails(name, data, cursor, created_at) VALUES (?, ?, ?, ?)",
+                             (trail.name, trail_to_json(trail), cursor, now_ms()))
+            await db.execute("DELETE FROM tags WHERE trail_arn = ?", (trail.arn,))
+            await db.executemany("INSERT OR REPLACE INTO tags(trail_arn, key, value) VALUES (?, ?, ?)",
+                                 [(trail.arn, k, v) for k, v in tags])
+
+    async def get_trail(self, name: str) -> Trail | None:
+        async with self._db.execute("SELECT data FROM trails WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return trail_from_json(row[0]) if row else None
+
+    async def list_trails(self) -> list[Trail]:
+        async with self._db.execute("SELECT data FROM trails ORDER BY name") as cur:
+            return [trail_from_json(r[0]) for r in await cur.fetchall()]
+
+    async def count_trails(self) -> int:
+        async with self._db.execute("SELECT COUNT(*) FROM trails") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def save_trail(self, trail: Trail, *, cursor: int | None = None) -> None:
+        async with self._tx() as db:
+            if cursor is None:
+                await db.execute("UPDATE trails SET data = ? WHERE name = ?", (trail_to_json(trail), trail.name))
+            else:
+                await db.execute("UPDATE trails SET data = ?, cursor = ? WHERE name = ?",
+                                 (trail_to_json(trail), cursor, trail.name))
+
+    async def modify_trail(self, name: str, change: Callable[[Trail], Trail], *,
+                           cursor: int | None = None) -> Trail | None:
+        """Read-modify-write one trail atomically (None if it no longer exists)."""
+        async with self._tx() as db:
+            async with db.execute("SELECT data FROM trails WHERE name = ?", (name,)) as cur:
+                row = await cur.fetchone()
+            if not row:
+                return None
+            trail = change(trail_from_json(row[0]))
+            if cursor is None:
+                await db.execute("UPDATE trails SET data = ? WHERE name = ?", (trail_to_json(trail), name))
+            else:
+                await db.execute("UPDATE trails SET data = ?, cursor = ? WHERE name = ?",
+                                 (trail_to_json(trail), cursor, name))
+            return trail
+
+    async def update_status(self, name: str, **changes: Any) -> Trail | None:
+        return await self.modify_trail(name, lambda t: t.with_status(**changes))
+
+    async def delete_trail(self, trail: Trail) -> None:
+        async with self._tx() as db:
+            await db.execute("DELETE FROM trails WHERE name = ?", (trail.name,))
+            await db.execute("DELETE FROM tags WHERE trail_arn = ?", (trail.arn,))
+            await db.execute("DELETE FROM deliveries WHERE trail = ?", (trail.name,))
+
+    async def cursor(self, name: str) -> int:
+        async with self._db.execute("SELECT cursor FROM trails WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def set_cursor(self, name: str, cursor: int) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE trails SET cursor = ? WHERE name = ?", (cursor, name))
+
+    # ------------------------------------------------------------------ tags
+
+    async def tags(self, trail_arn: str) -> list[tuple[str, str]]:
+        async with self._db.execute(
+                "SELECT key, value FROM tags WHERE trail_arn = ? ORDER BY key", (trail_arn,)) as cur:
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def put_tags(self, trail_arn: str, tags: Iterable[tuple[str, str]]) -> None:
+        async with self._tx() as db:
+            await db.executemany("INSERT OR REPLACE INTO tags(trail_arn, key, value) VALUES (?, ?, ?)",
+                                 [(trail_arn, k, v) for k, v in tags])
+
+    async def remove_tags(self, trail_arn: str, tags: Iterable[tuple[str, str | None]]) -> None:
+        async with self._tx() as db:
+            for key, value in tags:
+                if value is None:
+                    await db.execute("DELETE FROM tags WHERE trail_arn = ? AND key = ?", (trail_arn, key))
+                else:
+                    await db.execute("DELETE FROM tags WHERE trail_arn = ? AND key = ? AND value = ?",
+                                     (trail_arn, key, value))
+
+    # ------------------------------------------------------------------ deliveries
+
+    async def create_log_deliveries(self, *, trail: str, files: Sequence[NewLogFile],
+                                    new_cursor: int) -> list[int]:
+        """Record the files to deliver and advance the trail's cursor, atomically."""
+        ids: list[int] = []
+        async with self._tx() as db:
+            for f in files:
+                cur = await db.execute(
+                    "INSERT INTO deliveries(trail, kind, bucket, key, body, sha256, oldest, newest, events,"
+                    " metadata, kms_key_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (trail, f.kind, f.bucket, f.key, f.body_gz, f.sha256, f.oldest, f.newest, f.events, "{}",
+                     f.kms_key_id, now_ms()))
+                ids.append(int(cur.lastrowid or 0))
+            await db.execute("UPDATE trails SET cursor = ? WHERE name = ?", (new_cursor, trail))
+        return ids
+
+    async def pending_deliveries(self, trail: str) -> list[Delivery]:
+        async with self._db.execute(
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ? AND delivered_at IS NULL ORDER BY id",
+                (trail,)) as cur:
+            return [_delivery(r) for r in await cur.fetchall()]
+
+    async def mark_delivered(self, delivery_id: int, when_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE deliveries SET delivered_at = ?, body = NULL WHERE id = ?",
+                             (when_ms, delivery_id))
+
+    async def deliveries(self, trail: str, kind: str | None = None) -> list[Delivery]:
+        sql = f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ?"
+        args: list[Any] = [trail]
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        async with self._db.execute(sql + " ORDER BY id", args) as cur:
+            return [_delivery(r) for r in await cur.fetchall()]
+
+    async def undigested_logs(self, trail: str, delivered_before_ms: int) -> list[Delivery]:
+        async with self._db.execute(
+                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ? AND kind IN ('log', 'insight')"
+                " AND digest_id IS NULL AND delivered_at IS NOT NULL AND delivered_at < ? ORDER BY id",
+                (trail, delivered_before_ms)) as cur:
+            return [_delivery(r) for r in await cur.fetchall()]
+
+    async def digest_head(self, trail: str) -> DigestHead:
+        async with self._db.execute(
+                "SELECT digest_bucket, digest_key, digest_hash, digest_signature, digest_end"
+                " FROM trails WHERE name = ?", (trail,)) as cur:
+            row = await cur.fetchone()
+        if not row:
+            return DigestHead(None, None, None, None, None)
+        return DigestHead(*row)
+
+    async def create_digest_delivery(self, *, trail: str, bucket: str, key: str, body_gz: bytes,
+                                     sha256: str, signature: str, end: str, log_ids: Sequence[int],
+                                     metadata: dict[str, str]) -> int:
+        """Record a digest to deliver, claim its log files and move the chain head, atomically."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO deliveries(trail, kind, bucket, key, body, sha256, events, metadata, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (trail, "digest", bucket, key, body_gz, sha256, len(log_ids), json.dumps(metadata), now_ms()))
+            digest_id = int(cur.lastrowid or 0)
+            await db.executemany("UPDATE deliveries SET digest_id = ? WHERE id = ?",
+                                 [(digest_id, i) for i in log_ids])
+            await db.execute(
+                "UPDATE trails SET digest_bucket = ?, digest_key = ?, digest_hash = ?, digest_signature = ?,"
+                " digest_end = ? WHERE name = ?", (bucket, key, sha256, signature, end, trail))
+            return digest_id
+
+    async def reset_digest_chain(self, trail: str, end: str | None, *, skip_undigested: bool = False) -> None:
+        """Start a new digest chain (its first digest covers from ``end``, or from StartLogging).
+
+        ``skip_undigested``: log files delivered so far are never digested (they were delivered
+        while log file validation was off).
+        """
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE trails SET digest_bucket = NULL, digest_key = NULL, digest_hash = NULL,"
+                " digest_signature = NULL, digest_end = ? WHERE name = ?", (end, trail))
+            if skip_undigested:
+                await db.execute("UPDATE deliveries SET digest_id = 0 WHERE trail = ? AND digest_id IS NULL"
+                                 " AND kind IN ('log', 'insight')", (trail,))
+
+    # ------------------------------------------------------------------ signing keys
+
+    async def signing_keys(self) -> list[SigningKey]:
+        async with self._db.execute(
+                "SELECT fingerprint, key_arn, public_der, valid_from, valid_to FROM signing_keys"
+                " ORDER BY valid_from") as cur:
+            return [SigningKey(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()]
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE signing_keys SET valid_to = ? WHERE valid_to IS NULL AND fingerprint != ?",
+                             (key.valid_from_ms, key.fingerprint))
+            await db.execute(
+                "INSERT OR IGNORE INTO signing_keys(fingerprint, key_arn, public_der, valid_from, valid_to)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key.fingerprint, key.key_arn, key.public_der, key.valid_from_ms, key.valid_to_ms))

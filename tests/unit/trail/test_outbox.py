@@ -1,0 +1,211 @@
+"""common/audit_outbox.py against a fake trail gRPC server: cost of record(), batching,
+retry while the trail is down, de-duplication when acknowledgements are lost, leftovers
+shipped by the next start, rejected records dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from common.config import Settings
+from common.audit_outbox import OutboxSink
+from stack.launcher import free_port
+from strongroom.trail.v1 import trail_pb2 as pb
+from strongroom.trail.v1 import trail_pb2_grpc
+
+
+class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
+    """Stores records by event id, like the real trail; can fail or lose acknowledgements."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.receipts = 0
+        self.calls = 0
+        self.fail_calls = 0          # answer UNAVAILABLE without storing
+        self.lose_acks = 0           # store, then answer UNAVAILABLE (the sender must resend)
+        self.reject: set[str] = set()
+
+    async def PutEvents(self, request: pb.PutEventsRequest, context: grpc.aio.ServicerContext) -> pb.PutEventsResponse:
+        self.calls += 1
+        if self.fail_calls > 0:
+            self.fail_calls -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        accepted = duplicates = 0
+        rejected = []
+        for r in request.records:
+            self.receipts += 1
+            if r.event_id in self.reject:
+                rejected.append(r.event_id)
+                continue
+            if r.event_id in self.stored:
+                duplicates += 1
+            else:
+                self.stored[r.event_id] = json.loads(r.record_json)
+                accepted += 1
+        if self.lose_acks > 0:
+            self.lose_acks -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "ack lost")
+        return pb.PutEventsResponse(accepted=accepted, duplicates=duplicates, rejected_event_ids=rejected)
+
+
+class TrailServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.fake = FakeTrail()
+        self.server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = grpc.aio.server()
+        trail_pb2_grpc.add_CloudTrailServicer_to_server(self.fake, self.server)
+        assert self.server.add_insecure_port(f"127.0.0.1:{self.port}") == self.port
+        await self.server.start()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(0)
+            self.server = None
+
+
+@pytest.fixture
+async def trail() -> AsyncIterator[TrailServer]:
+    server = TrailServer(free_port())
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def settings_for(port: int) -> Settings:
+    return Settings(grpc_host="127.0.0.1", trail_port=port)
+
+
+def event(i: int = 0) -> dict[str, Any]:
+    return {"eventVersion": "1.11", "eventTime": "2026-01-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
+            "eventName": f"Op{i}", "eventID": str(uuid.uuid4()), "readOnly": False}
+
+
+def sink(tmp_path: Path, port: int, **kw: Any) -> OutboxSink:
+    kw.setdefault("max_backoff", 0.2)
+    return OutboxSink(settings_for(port), tmp_path / "outbox.db", sender="test", **kw)
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def test_record_costs_microseconds(tmp_path: Path, trail: TrailServer) -> None:
+    async with sink(tmp_path, trail.port) as audit:
+        events = [event(i) for i in range(50_000)]
+        t0 = time.perf_counter()
+        for e in events:
+            audit.record(e)
+        per_call = (time.perf_counter() - t0) / len(events)
+        assert per_call < 10e-6, f"record() took {per_call * 1e6:.2f} us"
+        assert await audit.drain(30)
+    assert len(trail.fake.stored) == 50_000
+
+
+async def test_everything_shipped_once_in_batches(tmp_path: Path, trail: TrailServer) -> None:
+    async with sink(tmp_path, trail.port, ship_max=100) as audit:
+        events = [event(i) for i in range(1000)]
+        for e in events:
+            audit.record(e)
+        assert await audit.drain()
+        assert audit.stats.shipped == 1000 and audit.stats.written == 1000
+    assert set(trail.fake.stored) == {e["eventID"] for e in events}
+    assert trail.fake.receipts == 1000 and trail.fake.calls >= 10
+    assert trail.fake.stored[events[5]["eventID"]]["eventName"] == "Op5"
+
+
+async def test_retries_while_trail_is_down(tmp_path: Path) -> None:
+    port = free_port()
+    async with sink(tmp_path, port) as audit:        # trail not started yet
+        events = [event(i) for i in range(300)]
+        for e in events:
+            audit.record(e)
+        await asyncio.sleep(0.5)
+        assert await audit.outbox_size() == 300       # durable while the trail is away
+        assert audit.stats.ship_failures > 0
+        server = TrailServer(port)
+        await server.start()
+        try:
+            assert await audit.drain()
+        finally:
+            await server.stop()
+    assert set(server.fake.stored) == {e["eventID"] for e in events}
+
+
+async def test_lost_acknowledgements_are_resent_and_deduplicated(tmp_path: Path, trail: TrailServer) -> None:
+    trail.fake.lose_acks = 2
+    trail.fake.fail_calls = 1
+    async with sink(tmp_path, trail.port) as audit:
+        events = [event(i) for i in range(50)]
+        for e in events:
+            audit.record(e)
+        assert await audit.drain()
+    assert len(trail.fake.stored) == 50
+    assert trail.fake.receipts >= 150               # the same records arrived three times...
+    assert set(trail.fake.stored) == {e["eventID"] for e in events}   # ...and are stored once
+
+
+async def test_leftovers_are_shipped_by_the_next_start(tmp_path: Path) -> None:
+    port = free_port()
+    audit = sink(tmp_path, port, close_timeout=0.3)
+    await audit.start()
+    events = [event(i) for i in range(40)]
+    for e in events:
+        audit.record(e)
+    await audit.aclose()                               # trail down: rows stay in the file
+    server = TrailServer(port)
+    await server.start()
+    try:
+        async with sink(tmp_path, port) as again:
+            assert await again.drain()
+    finally:
+        await server.stop()
+    assert set(server.fake.stored) == {e["eventID"] for e in events}
+
+
+async def test_rejected_records_are_dropped(tmp_path: Path, trail: TrailServer) -> None:
+    bad, good = event(1), event(2)
+    trail.fake.reject.add(bad["eventID"])
+    async with sink(tmp_path, trail.port) as audit:
+        audit.record(bad)
+        audit.record(good)
+        assert await audit.drain()
+        assert audit.stats.rejected == 1
+    assert set(trail.fake.stored) == {good["eventID"]}
+
+
+async def test_missing_event_id_gets_one(tmp_path: Path, trail: TrailServer) -> None:
+    async with sink(tmp_path, trail.port) as audit:
+        e = event()
+        del e["eventID"]
+        audit.record(e)
+        assert await audit.drain()
+    assert len(trail.fake.stored) == 1
+
+
+async def test_record_from_another_thread(tmp_path: Path, trail: TrailServer) -> None:
+    async with sink(tmp_path, trail.port, flush_max=10) as audit:
+        events = [event(i) for i in range(100)]
+        await asyncio.to_thread(lambda: [audit.record(e) for e in events])
+        assert await audit.drain()
+    assert len(trail.fake.stored) == 100
+
+
+async def test_flush_is_prompt(tmp_path: Path, trail: TrailServer) -> None:
+    async with sink(tmp_path, trail.port) as audit:
+        audit.record(event())
+        await wait_for(lambda: len(trail.fake.stored) == 1, timeout=2.0)
