@@ -12,12 +12,14 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test unit bench gen deps softhsm lock clean
+JS_E2E := tests/e2e/js
+
+.PHONY: run test unit bench gen deps softhsm js lock clean
 
 run: deps softhsm gen
 	$(PY) -m stack
 
-test: deps softhsm gen
+test: deps softhsm gen js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: deps gen
@@ -46,6 +48,14 @@ softhsm:
 	  { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends softhsm2; }
 
 gen: $(GEN)
+
+# JavaScript clients for the end-to-end tests (AWS SDK v3, gRPC), from the lock file.
+js: $(JS_E2E)/node_modules/.installed
+
+$(JS_E2E)/node_modules/.installed: $(JS_E2E)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(JS_E2E) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the JavaScript client tests will be skipped"; fi
 
 $(GEN): $(PROTOS) $(DEPS)
 	rm -rf gen && mkdir -p gen

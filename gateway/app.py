@@ -60,6 +60,7 @@ from gateway.audit import record_call
 from gateway.aws.errors import (
     InvalidAction,
     MissingAction,
+    SerializationException,
     UnknownOperationException,
     UnsupportedOperationException,
     for_query,
@@ -214,7 +215,10 @@ async def handle_json(gw: Gateway, request: web.Request, route: router.Route,
         input_shape = op.model.input_shape
         params = json_protocol.parse_request(input_shape, body)
         validate.validate(input_shape, params)
-        message = shapes.to_message(input_shape, op.request, params)
+        try:
+            message = shapes.to_message(input_shape, op.request, params)
+        except (TypeError, ValueError) as exc:  # a value the message cannot hold
+            raise SerializationException(f"Invalid value in the request: {type(exc).__name__}") from None
         caller = _caller(gw, request, auth.principal, auth, request_id)  # type: ignore[arg-type]
         rpc = getattr(gw.stubs[route.service], op.rpc)
         try:

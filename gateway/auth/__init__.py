@@ -51,8 +51,10 @@ Typical aiohttp use::
                                     body_sha256=lambda: hashlib.sha256(body).hexdigest())
         require_authenticated(result, is_s3=False)
 
-The hot path (SigV4 header, cached signing key) costs on the order of 10 µs
-per request on CPython 3.11; see ``tests/unit/auth/bench_verify.py``.
+Cost: a SigV4 Authorization-header verification (warm signing-key cache,
+in-memory lookup) takes ~10-13 µs of CPU on CPython 3.11 on the development
+machine, ~2.5 µs of it SHA-256 + HMAC; a presigned URL ~16 µs.  Measure with
+``.venv/bin/python -m tests.unit.auth.bench_verify``.
 """
 
 from .canonical import parse_query

@@ -25,7 +25,19 @@ clock skew > 15 min                  RequestTimeTooSkewed 403                Inv
 presigned URL expired                AccessDenied 403 "Request has expired"  InvalidSignatureException 400
 signature mismatch                   SignatureDoesNotMatch 403               InvalidSignatureException 400
 body vs x-amz-content-sha256         XAmzContentSHA256Mismatch 400           InvalidSignatureException 400
+x-amz-content-sha256 missing/bad     InvalidRequest / InvalidArgument 400    (not used: the body is hashed)
+presign: unsigned x-amz-* header     AccessDenied 403 (HeadersNotSigned)     -
 ===================================  ======================================  ============================================
+
+aws-chunked bodies (:mod:`gateway.auth.chunked`): a wrong chunk or trailer
+signature is ``SignatureDoesNotMatch`` (403); a non-final chunk under 8 KiB
+``InvalidChunkSizeError`` (403, ``Chunk``/``BadChunkSize``), broken framing
+``InvalidChunkSizeError`` (400); a truncated body or a size different from
+``x-amz-decoded-content-length`` ``IncompleteBody`` (400); a missing
+``x-amz-decoded-content-length`` ``MissingContentLength`` (411); a trailing
+checksum that does not match ``BadDigest`` (400, "The CRC32 you specified did
+not match the calculated checksum."); a missing or unannounced trailer
+``MalformedTrailerError`` (400).
 
 Codes, statuses and messages are those of real AWS responses (S3 error list:
 https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html ; JSON

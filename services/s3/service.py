@@ -82,10 +82,6 @@ def quote_etag(etag: str) -> str:
     return f'"{etag}"'
 
 
-def _internal() -> e.S3Error:
-    return e.InternalError("We encountered an internal error. Please try again.")
-
-
 @dataclass(slots=True)
 class ResolvedSse:
     algorithm: str                      # "AES256" | "aws:kms"
@@ -288,6 +284,7 @@ class S3Service:
             cache_key = (bucket, key_id, json.dumps(ctx, sort_keys=True) + "|" + (caller.principal_arn or caller.account_id))
             hit = self._bucket_keys.get(cache_key)
             if hit is None or hit.expires < time.monotonic():
+                self._prune_bucket_keys()
                 dkey = await self.kms.generate_data_key(key_id, ctx, caller)
                 hit = _BucketKey(dkey, time.monotonic() + BUCKET_KEY_TTL)
                 self._bucket_keys[cache_key] = hit
@@ -309,10 +306,18 @@ class S3Service:
             if hit is not None and hit.expires >= time.monotonic():
                 return hit.key.plaintext
             plain = await self.kms.decrypt(enc.kms_key_arn, enc.wrapped_key, enc.context, caller)
+            self._prune_bucket_keys()
             self._bucket_key_plain[ck_] = _BucketKey(DataKey(plain, enc.wrapped_key, enc.kms_key_arn),
                                                      time.monotonic() + BUCKET_KEY_TTL)
             return plain
         return await self.kms.decrypt(enc.kms_key_arn, enc.wrapped_key, enc.context, caller)
+
+    def _prune_bucket_keys(self) -> None:
+        """Drop expired bucket keys (plaintext keys live at most BUCKET_KEY_TTL seconds)."""
+        now = time.monotonic()
+        for cache in (self._bucket_keys, self._bucket_key_plain):
+            for k in [k for k, v in cache.items() if v.expires < now]:
+                del cache[k]
 
     @staticmethod
     def _sse_response(resp: Message, enc: Encryption) -> None:

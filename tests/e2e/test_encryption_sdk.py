@@ -67,7 +67,7 @@ def _provider(session: botocore.session.Session, key_ids: list[str]) -> Any:
 def test_sdk_clients_reach_the_stack(botocore_session: botocore.session.Session, keys: list[str],
                                      stack: Stack) -> None:
     provider = _provider(botocore_session, keys[:1])
-    client = provider._client(keys[0])  # the SDK's own regional client
+    client = provider.master_key(keys[0]).config.client  # the KMS client the SDK made itself
     assert client.meta.endpoint_url == stack.endpoint
 
 

@@ -196,7 +196,10 @@ def test_errors_and_conditions(s3: Any, bucket: str) -> None:
 
 def test_checksums(s3: Any, bucket: str) -> None:
     data = b"checksum me" * 1000
-    for algo in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
+    from botocore.compat import HAS_CRT
+    # botocore computes CRC32C / CRC64NVME only with awscrt installed.
+    algos = ("CRC32", "SHA1", "SHA256") + (("CRC32C", "CRC64NVME") if HAS_CRT else ())
+    for algo in algos:
         put = s3.put_object(Bucket=bucket, Key=f"ck-{algo}", Body=data, ChecksumAlgorithm=algo)
         got = s3.get_object(Bucket=bucket, Key=f"ck-{algo}", ChecksumMode="ENABLED")
         assert got["Body"].read() == data

@@ -63,6 +63,13 @@ def _wrong_type(value: Any, shape: Shape) -> AwsError:
     return SerializationException(f"{token} can not be converted to {target}")
 
 
+def _check_utf8(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SerializationException("Invalid UTF-8 in a string value.") from None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
@@ -107,11 +114,16 @@ def decoder(shape: Shape) -> Decode:
         def fn(value: Any, path: str) -> Any:
             if not isinstance(value, dict):
                 raise _wrong_type(value, shape)
+            for k in value:
+                if not k.isascii():
+                    _check_utf8(k)
             return {k: val(v, path) if v is not None else None for k, v in value.items()}
     elif kind == "string":
         def fn(value: Any, path: str) -> Any:
             if type(value) is not str:
                 raise _wrong_type(value, shape)
+            if not value.isascii():
+                _check_utf8(value)
             return value
     elif kind == "boolean":
         def fn(value: Any, path: str) -> Any:
@@ -172,7 +184,7 @@ def parse_request(shape: Shape | None, body: bytes) -> dict[str, Any]:
     else:
         try:
             data = json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise SerializationException("Malformed JSON in request body.") from None
     if not isinstance(data, dict):
         raise SerializationException("Start of list found where not expected."
