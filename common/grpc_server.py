@@ -40,14 +40,30 @@ async def _abort_with(context: grpc.aio.ServicerContext, exc: BaseException, met
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by servicers into AWS-shaped gRPC statuses."""
+    """Turns exceptions raised by servicers into AWS-shaped gRPC statuses.
+
+    The wrapped handler of each method is built once and cached: the per-call cost is one
+    dict lookup, not a new handler object per request.
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, Any] = {}
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:
+        method = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler: Any, method: str) -> Any:
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary

@@ -43,7 +43,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.audit import AuditSink, MemorySink
-from common.caller import caller_metadata
+from common.caller import CALLER_METADATA_KEY, caller_metadata
 from common.config import Settings
 from common.errors import AwsError
 from common.grpc_errors import from_rpc_error
@@ -76,7 +76,7 @@ from gateway.backends import kms as kms_backend
 from gateway.backends import sts as sts_backend
 from gateway.backends.binding import JsonBinding
 from gateway.backends.local import LocalBinding
-from gateway.caller import build_caller, condition_context
+from gateway.caller import build_caller, caller_bytes, condition_context
 from gateway.context import RPC_TIMEOUT, RequestContext
 from gateway.iam import authz
 from gateway.iam.identities import IdentityResolver
@@ -154,7 +154,7 @@ def _load_s3(channel: grpc.aio.Channel) -> tuple[Any, Any]:
 GATEWAY = web.AppKey("gateway", Gateway)
 SETTINGS = web.AppKey("settings", Settings)
 CHANNELS = web.AppKey("channels", dict)
-AUDIT = web.AppKey("audit", object)
+AUDIT = web.AppKey("audit", AuditSink)
 IAM_PARTS = web.AppKey("iam_parts", tuple)
 
 
@@ -179,6 +179,13 @@ def _auth_error(err: AuthError) -> AwsError:
     from common.errors import make_error
 
     return make_error(err.code, err.message, err.http_status)
+
+
+def _too_large() -> AwsError:
+    from common.errors import make_error
+
+    return make_error("RequestEntityTooLarge",
+                      f"Request body exceeds the maximum of {CLIENT_MAX_SIZE} bytes.", 413)
 
 
 def _has_details(exc: grpc.aio.AioRpcError) -> bool:
@@ -219,10 +226,13 @@ async def handle_json(gw: Gateway, request: web.Request, route: router.Route,
             message = shapes.to_message(input_shape, op.request, params)
         except (TypeError, ValueError) as exc:  # a value the message cannot hold
             raise SerializationException(f"Invalid value in the request: {type(exc).__name__}") from None
-        caller = _caller(gw, request, auth.principal, auth, request_id)  # type: ignore[arg-type]
+        metadata = ((CALLER_METADATA_KEY, caller_bytes(
+            identity=auth.principal, region=gw.settings.region,  # type: ignore[arg-type]
+            request_id=request_id, source_ip=request.remote or "",
+            user_agent=request.headers.get("User-Agent", ""), host=request.host, auth=auth)),)
         rpc = getattr(gw.stubs[route.service], op.rpc)
         try:
-            reply = await rpc(message, metadata=caller_metadata(caller), timeout=RPC_TIMEOUT)
+            reply = await rpc(message, metadata=metadata, timeout=RPC_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED and not _has_details(exc):
                 raise UnsupportedOperationException(
@@ -238,6 +248,8 @@ async def handle_json(gw: Gateway, request: web.Request, route: router.Route,
         return json_protocol.error_response(err, request_id)
     except AuthError as err:
         return json_protocol.error_response(_auth_error(err), request_id)
+    except web.HTTPRequestEntityTooLarge:
+        return json_protocol.error_response(_too_large(), request_id)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - never a bare 500
@@ -285,6 +297,8 @@ async def handle_query(gw: Gateway, request: web.Request, route: router.Route,
     except AuthError as err:
         return query_protocol.error_response(
             query_auth_error(err.code, err.message, err.http_status), namespace, request_id)
+    except web.HTTPRequestEntityTooLarge:
+        return query_protocol.error_response(_too_large(), namespace, request_id)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -17,18 +17,8 @@ from strongroom.common.v1 import caller_pb2
 from gateway.iam.model import Identity
 
 
-def build_caller(*, identity: Identity | None, account_id: str, region: str, request_id: str,
-                 source_ip: str, user_agent: str, host: str, auth: Any = None) -> caller_pb2.Caller:
-    caller = caller_pb2.Caller(
-        request_id=request_id,
-        source_ip=source_ip,
-        user_agent=user_agent,
-        host=host,
-        region=(auth.region if auth is not None and auth.region else region),
-    )
-    if auth is not None:
-        caller.signature_version = auth.signature_version or ""
-        caller.auth_method = auth.auth_method or ""
+def _identity_part(identity: Identity | None) -> caller_pb2.Caller:
+    caller = caller_pb2.Caller()
     if identity is None:
         caller.principal_type = "Anonymous"
         return caller
@@ -54,6 +44,46 @@ def build_caller(*, identity: Identity | None, account_id: str, region: str, req
         si.account_id = identity.account_id
         si.user_name = session.role_name
     return caller
+
+
+# Serialized identity parts, per Identity object (the resolver hands out the same object for
+# a key until the next IAM write). Protobuf messages merge when their encodings are
+# concatenated, so a request's Caller is ``identity bytes + request-field bytes``: the
+# (possibly large) policy documents are encoded once, not per request.
+_IDENTITY_BYTES: dict[int, tuple[Identity | None, bytes]] = {}
+_IDENTITY_BYTES_MAX = 4096
+
+
+def _identity_bytes(identity: Identity | None) -> bytes:
+    key = id(identity)
+    hit = _IDENTITY_BYTES.get(key)
+    if hit is not None and hit[0] is identity:
+        return hit[1]
+    data = _identity_part(identity).SerializeToString()
+    if len(_IDENTITY_BYTES) >= _IDENTITY_BYTES_MAX:
+        _IDENTITY_BYTES.clear()
+    _IDENTITY_BYTES[key] = (identity, data)
+    return data
+
+
+def caller_bytes(*, identity: Identity | None, region: str, request_id: str, source_ip: str,
+                 user_agent: str, host: str, auth: Any = None) -> bytes:
+    """The serialized Caller (what travels as ``strongroom-caller-bin``)."""
+    request_part = caller_pb2.Caller(
+        request_id=request_id, source_ip=source_ip, user_agent=user_agent, host=host,
+        region=(auth.region if auth is not None and auth.region else region))
+    if auth is not None and auth.signature_version:
+        request_part.signature_version = auth.signature_version
+        request_part.auth_method = auth.auth_method or ""
+    return _identity_bytes(identity) + request_part.SerializeToString()
+
+
+def build_caller(*, identity: Identity | None, account_id: str, region: str, request_id: str,
+                 source_ip: str, user_agent: str, host: str, auth: Any = None) -> caller_pb2.Caller:
+    """The Caller message of a request (see :func:`caller_bytes` for the wire form)."""
+    return caller_pb2.Caller.FromString(caller_bytes(
+        identity=identity, region=region, request_id=request_id, source_ip=source_ip,
+        user_agent=user_agent, host=host, auth=auth))
 
 
 def condition_context(caller: caller_pb2.Caller, now: datetime | None = None) -> dict[str, object]:

@@ -4,7 +4,8 @@ The S3 backend (``gateway/backends/s3.py``) is called as::
 
     async def handle(request: aiohttp.web.Request, ctx: RequestContext) -> aiohttp.web.StreamResponse
 
-by the router for every request that is not KMS, CloudTrail, IAM or STS. By then the gateway
+by the router for every request that is not KMS, CloudTrail, IAM or STS (the gateway answers
+``501 NotImplemented`` in S3's XML format when that module is absent). By then the gateway
 has already:
 
 * assigned ``ctx.request_id`` (a uuid4 string). The backend must return it in the

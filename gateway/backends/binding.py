@@ -13,6 +13,7 @@ not have answer ``UnknownOperationException`` (both 400), as AWS does for the la
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -32,7 +33,7 @@ class BoundOperation:
     error_codes: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class JsonBinding:
     service: str                     # botocore service name
     backend: str                     # which channel: "kms" | "trail" | "s3"
@@ -41,12 +42,16 @@ class JsonBinding:
     grpc_service: str                # full gRPC service name (for health checks)
     _ops: dict[str, BoundOperation | None] = field(default_factory=dict, repr=False)
 
-    @property
+    @functools.cached_property
     def spec(self) -> spec.ServiceSpec:
         return spec.load(self.service)
 
+    @functools.cached_property
+    def operation_names(self) -> frozenset[str]:
+        return self.spec.operation_names
+
     def has_operation(self, name: str) -> bool:
-        return name in self.spec.operation_names
+        return name in self.operation_names
 
     def operation(self, name: str) -> BoundOperation | None:
         """The bound operation; None when the model has it but the proto has no RPC."""

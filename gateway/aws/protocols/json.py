@@ -107,7 +107,9 @@ def decoder(shape: Shape) -> Decode:
         def fn(value: Any, path: str) -> Any:
             if not isinstance(value, list):
                 raise _wrong_type(value, shape)
-            return [item(v, path) if v is not None else None for v in value]
+            if None in value:
+                raise SerializationException("null is not a valid list element.")
+            return [item(v, path) for v in value]
     elif kind == "map":
         val = decoder(shape.value)
 
@@ -117,7 +119,12 @@ def decoder(shape: Shape) -> Decode:
             for k in value:
                 if not k.isascii():
                     _check_utf8(k)
-            return {k: val(v, path) if v is not None else None for k, v in value.items()}
+            out = {}
+            for k, v in value.items():
+                if v is None:
+                    raise SerializationException("null is not a valid map value.")
+                out[k] = val(v, path)
+            return out
     elif kind == "string":
         def fn(value: Any, path: str) -> Any:
             if type(value) is not str:

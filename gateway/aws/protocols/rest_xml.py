@@ -242,9 +242,11 @@ class RestXmlProtocol:
 
 @functools.lru_cache(maxsize=1)
 def s3_protocol() -> RestXmlProtocol:
-    from services.s3.protogen import OPERATIONS
+    """S3's protocol over the operations the S3 service's proto has RPCs for."""
+    from strongroom.s3.v1 import s3_pb2
 
-    return RestXmlProtocol(load("s3"), OPERATIONS)
+    operations = tuple(s3_pb2.DESCRIPTOR.services_by_name["S3"].methods_by_name)
+    return RestXmlProtocol(load("s3"), operations)
 
 
 # ---- scalars ------------------------------------------------------------------------------

@@ -241,3 +241,45 @@ async def test_s3_skewed_clock(gw: GatewayHarness) -> None:
         await gw.call(call)
     r = info.value.response
     assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == ("RequestTimeTooSkewed", 403)
+
+
+async def test_oversized_body_is_an_aws_error(gw: GatewayHarness) -> None:
+    from gateway.app import CLIENT_MAX_SIZE
+
+    status, body = await gw.call(_raw, gw, "TrentService.Encrypt", b" " * (CLIENT_MAX_SIZE + 1), False)
+    assert status == 413
+    assert body["__type"] == "RequestEntityTooLarge"
+
+
+async def test_s3_without_backend_module_is_not_implemented(gw: GatewayHarness) -> None:
+    from gateway.app import GATEWAY
+
+    gw.server.app[GATEWAY].s3_handle = None
+    s3 = gw.client("s3")
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        await gw.call(s3.list_buckets)
+    r = info.value.response
+    assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == ("NotImplemented", 501)
+
+
+async def test_anonymous_s3_request_reaches_the_backend_as_anonymous(gw: GatewayHarness) -> None:
+    from gateway.app import GATEWAY
+    from aiohttp import web
+
+    seen = {}
+
+    async def handle(request: Any, ctx: Any) -> Any:
+        seen["ctx"] = ctx
+        return web.Response(status=204, headers={"x-amz-request-id": ctx.request_id})
+
+    gw.server.app[GATEWAY].s3_handle = handle
+
+    def get() -> int:
+        with urllib.request.urlopen(urllib.request.Request(gw.endpoint + "/bucket/key", method="GET")) as r:
+            return r.status
+    assert await gw.call(get) == 204
+    ctx = seen["ctx"]
+    assert ctx.anonymous and ctx.auth.anonymous
+    assert ctx.caller.principal_type == "Anonymous"
+    assert ctx.service == "s3" and ctx.bucket is None
+    assert ctx.metadata[0][0] == "strongroom-caller-bin"

@@ -141,3 +141,19 @@ def test_json_error_body_shape() -> None:
     assert resp.status == 400
     assert resp.body == b'{"__type":"NotFoundException","message":"Key \'x\' does not exist"}'
     assert resp.headers["Content-Type"] == "application/x-amz-json-1.1"
+
+
+def test_s3_error_body_and_headers_agree() -> None:
+    from gateway.aws.protocols import s3_error
+
+    resp = s3_error.error_response("RequestTimeTooSkewed", "The difference between the request time "
+                                   "and the current time is too large.", 403, "rid-9",
+                                   details={"RequestTime": "20240101T000000Z", "MaxAllowedSkewMilliseconds": "900000"})
+    assert resp.status == 403
+    body = resp.body.decode()
+    assert body.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>RequestTimeTooSkewed</Code>')
+    assert "<RequestTime>20240101T000000Z</RequestTime><MaxAllowedSkewMilliseconds>900000" in body
+    assert f"<RequestId>rid-9</RequestId><HostId>{resp.headers['x-amz-id-2']}</HostId>" in body
+    assert resp.headers["x-amz-request-id"] == "rid-9"
+    head = s3_error.error_response("NoSuchKey", "m", 404, "r", head=True)
+    assert head.status == 404 and head.body is None

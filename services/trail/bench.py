@@ -1,0 +1,323 @@
+"""Audit trail benchmark: ``python -m services.trail.bench [--seconds 5] [--concurrency 32]``.
+
+Three measurements, each on real processes over 127.0.0.1 (numbers are for this machine):
+
+1. **Recording overhead on KMS Encrypt.** A KMS service process is started twice on the same
+   SoftHSM2 token: once as ``python -m services.kms`` normally runs (every call builds a
+   CloudTrail record and hands it to the durable outbox, which ships it to a running trail
+   service), and once with recording switched off (the record is neither built nor queued).
+   The same gRPC Encrypt load (64-byte plaintext, ``--concurrency`` calls in flight) runs
+   against each; the runs alternate off/on/off/on and the best of each is compared. Goal:
+   recording costs less than 10% of Encrypt throughput.
+2. **Ingest.** Senders push batches of 500 KMS-sized records (about 1.3 KB each) to the trail
+   service's PutEvents RPC for ``--seconds``; the rate is records acknowledged per second.
+3. **Delivery.** On a whole stack (gateway, kms, s3, trail; delivery every second) a trail
+   logs into a bucket; records are ingested as fast as possible and the time until the last
+   one lands in a delivered log file (read back and counted) gives records delivered per
+   second, end to end (ingest, selection, gzip, PutObject through S3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from stack.launcher import REGION, free_port, make_stack, remove
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "111122223333"
+
+
+# ------------------------------------------------------------------ KMS server modes (subprocess)
+
+def _serve_kms(mode: str) -> None:
+    """Run the KMS service as ``python -m services.kms`` does, optionally without recording."""
+    import services.kms.__main__ as kms_main
+
+    if mode == "off":
+        from services.kms.service import KmsService
+
+        @contextlib.asynccontextmanager
+        async def no_sink(settings: Any) -> AsyncIterator[Any]:
+            class Null:
+                def record(self, event: dict[str, Any]) -> None:
+                    pass
+            yield Null()
+
+        kms_main.audit_sink = no_sink  # type: ignore[assignment]
+        KmsService._record = lambda self, ctx, code, message: None  # type: ignore[method-assign,assignment]
+    kms_main.main()
+
+
+# ------------------------------------------------------------------ helpers
+
+def _env(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRONGROOM_", "AWS_"))}
+    env.update(STRONGROOM_DATA_DIR=str(data_dir), STRONGROOM_ACCOUNT_ID=ACCOUNT, STRONGROOM_REGION=REGION,
+               STRONGROOM_KMS_PORT=str(ports["kms"]), STRONGROOM_S3_PORT=str(ports["s3"]),
+               STRONGROOM_TRAIL_PORT=str(ports["trail"]), STRONGROOM_LOG_LEVEL="warning",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+async def _wait_serving(target: str, timeout: float = 60.0) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{target} not serving within {timeout}s")
+
+
+def _start(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _kms_record(i: int) -> tuple[str, str]:
+    """A record the size and shape of a KMS Encrypt event."""
+    event_id = str(uuid.uuid4())
+    record = {
+        "eventVersion": "1.11",
+        "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLE:bench",
+                         "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Bench/bench", "accountId": ACCOUNT,
+                         "accessKeyId": "ASIAEXAMPLEEXAMPLE",
+                         "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE",
+                                                              "arn": f"arn:aws:iam::{ACCOUNT}:role/Bench",
+                                                              "accountId": ACCOUNT, "userName": "Bench"},
+                                            "attributes": {"creationDate": "2026-01-01T00:00:00Z",
+                                                           "mfaAuthenticated": "false"}}},
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "eventSource": "kms.amazonaws.com", "eventName": "Encrypt", "awsRegion": REGION,
+        "sourceIPAddress": "127.0.0.1", "userAgent": "aws-cli/1.46 bench",
+        "requestParameters": {"keyId": "alias/bench", "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                              "encryptionContext": {"n": str(i)}},
+        "responseElements": None, "requestID": str(uuid.uuid4()), "eventID": event_id, "readOnly": True,
+        "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key",
+                       "ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"}],
+        "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+    }
+    return event_id, json.dumps(record, separators=(",", ":"))
+
+
+async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 500) -> tuple[int, float]:
+    from strongroom.trail.v1 import trail_pb2 as pb
+    from strongroom.trail.v1 import trail_pb2_grpc
+
+    acknowledged = 0
+    counter = 0
+    async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+        stub = trail_pb2_grpc.CloudTrailStub(ch)
+        stop_at = time.monotonic() + seconds
+
+        async def sender() -> None:
+            nonlocal acknowledged, counter
+            while time.monotonic() < stop_at:
+                records = []
+                for _ in range(batch):
+                    counter += 1
+                    eid, body = _kms_record(counter)
+                    records.append(pb.AuditRecord(event_id=eid, record_json=body))
+                resp = await stub.PutEvents(pb.PutEventsRequest(records=records, sender="bench"), timeout=60)
+                acknowledged += resp.accepted + resp.duplicates
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        return acknowledged, time.monotonic() - t0
+
+
+# ------------------------------------------------------------------ 1. KMS Encrypt overhead
+
+async def _encrypt_load(target: str, seconds: float, concurrency: int) -> float:
+    from strongroom.kms.v1 import kms_pb2, kms_pb2_grpc
+
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = kms_pb2_grpc.KeyManagementServiceStub(ch)
+        key = (await stub.CreateKey(kms_pb2.CreateKeyRequest(description="bench"), timeout=30)).key_metadata.key_id
+        req = kms_pb2.EncryptRequest(key_id=key, plaintext=os.urandom(64))
+        ops = 0
+        deadline = time.monotonic() + 1.0  # warm-up
+        async def worker(until: float, count: bool) -> None:
+            nonlocal ops
+            while time.monotonic() < until:
+                await stub.Encrypt(req, timeout=30)
+                if count:
+                    ops += 1
+        await asyncio.gather(*(worker(deadline, False) for _ in range(concurrency)))
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
+        return ops / (time.monotonic() - t0)
+
+
+async def bench_kms_overhead(seconds: float, concurrency: int, rounds: int = 2) -> dict[str, Any]:
+    data = Path(tempfile.mkdtemp(prefix="trail-bench-kms-"))
+    ports = {"kms": free_port(), "s3": free_port(), "trail": free_port()}
+    env = _env(data, ports)
+    trail = _start(["-m", "services.trail"], env, data / "trail.log")
+    results: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        await _wait_serving(f"127.0.0.1:{ports['trail']}")
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                kms = _start(["-m", "services.trail.bench", "--kms-server", mode], env, data / f"kms-{mode}.log")
+                try:
+                    await _wait_serving(f"127.0.0.1:{ports['kms']}")
+                    results[mode].append(await _encrypt_load(f"127.0.0.1:{ports['kms']}", seconds, concurrency))
+                finally:
+                    _stop(kms)
+        outbox = data / "kms" / "audit-outbox.db"
+        left = 0
+        if outbox.exists():
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(outbox)) as db:
+                left = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    finally:
+        _stop(trail)
+        shutil.rmtree(data, ignore_errors=True)
+    off, on = max(results["off"]), max(results["on"])
+    return {"encrypt_ops_s_recording_off": round(off), "encrypt_ops_s_recording_on": round(on),
+            "slowdown_pct": round(100 * (off - on) / off, 1), "runs": results, "outbox_left_after_stop": left,
+            "concurrency": concurrency}
+
+
+# ------------------------------------------------------------------ 2. ingest
+
+async def bench_ingest(seconds: float) -> dict[str, Any]:
+    data = Path(tempfile.mkdtemp(prefix="trail-bench-ingest-"))
+    ports = {"kms": free_port(), "s3": free_port(), "trail": free_port()}
+    trail = _start(["-m", "services.trail"], _env(data, ports), data / "trail.log")
+    try:
+        await _wait_serving(f"127.0.0.1:{ports['trail']}")
+        count, took = await _ingest(f"127.0.0.1:{ports['trail']}", seconds)
+    finally:
+        _stop(trail)
+        shutil.rmtree(data, ignore_errors=True)
+    return {"records": count, "seconds": round(took, 2), "records_per_s": round(count / took)}
+
+
+# ------------------------------------------------------------------ 3. delivery
+
+async def bench_delivery(seconds: float) -> dict[str, Any]:
+    stack = make_stack(STRONGROOM_TRAIL_DELIVERY_SECONDS="1", STRONGROOM_LOG_LEVEL="warning")
+    try:
+        stack.start()
+        s3, ct = stack.client("s3"), stack.client("cloudtrail")
+        bucket = f"bench-trail-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+             "Resource": f"arn:aws:s3:::{bucket}"},
+            {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/AWSLogs/*"}]}))
+        ct.create_trail(Name="bench", S3BucketName=bucket)
+        ct.start_logging(Name="bench")
+        time.sleep(1.5)
+        t0 = time.monotonic()
+        count, _ = await _ingest(f"127.0.0.1:{stack.port_of('trail')}", seconds)
+        ingested = time.monotonic()
+
+        def delivered() -> tuple[int, int]:
+            total = files = 0
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="AWSLogs/"):
+                for obj in page.get("Contents", []):
+                    body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                    total += sum(1 for r in json.loads(gzip.decompress(body))["Records"]
+                                 if r.get("userAgent") == "aws-cli/1.46 bench")
+                    files += 1
+            return total, files
+
+        last_change = time.monotonic()
+        seen = -1
+        done_at = None
+        while time.monotonic() - last_change < 10:
+            status = ct.get_trail_status(Name="bench")
+            marker = status.get("LatestDeliveryTime")
+            key = int(marker.timestamp() * 1000) if marker else 0
+            if key != seen:
+                seen, last_change = key, time.monotonic()
+            total, files = delivered() if time.monotonic() - last_change > 2.5 else (0, 0)
+            if total >= count:
+                done_at = time.monotonic()
+                break
+            time.sleep(0.5)
+        total, files = delivered()
+        end = done_at or time.monotonic()
+        return {"records_ingested": count, "records_delivered": total, "log_files": files,
+                "ingest_seconds": round(ingested - t0, 2),
+                "all_delivered_after_s": round(end - t0, 2),
+                "delivered_records_per_s": round(total / (end - t0)) if total else 0,
+                "note": "delivery interval 1 s; time includes the final delivery tick and reading files back"}
+    finally:
+        remove(stack)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    out: dict[str, Any] = {}
+    print("== trail ingest (PutEvents, 500-record batches, 4 senders)", flush=True)
+    out["ingest"] = await bench_ingest(args.seconds)
+    print(json.dumps(out["ingest"]), flush=True)
+    print("== trail delivery (whole stack, 1 s interval)", flush=True)
+    out["delivery"] = await bench_delivery(args.seconds)
+    print(json.dumps(out["delivery"]), flush=True)
+    print(f"== KMS Encrypt with recording off vs on (gRPC, c={args.concurrency})", flush=True)
+    out["kms_encrypt"] = await bench_kms_overhead(args.seconds, args.concurrency)
+    print(json.dumps(out["kms_encrypt"]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    ok = out["kms_encrypt"]["slowdown_pct"] <= 10
+    print(f"\nrecording overhead on KMS Encrypt: {out['kms_encrypt']['slowdown_pct']}% "
+          f"({'within' if ok else 'OVER'} the 10% budget)")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.trail.bench")
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "5")))
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--kms-server", choices=("on", "off"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.kms_server:
+        _serve_kms(args.kms_server)
+        return 0
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
