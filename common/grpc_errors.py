@@ -43,6 +43,8 @@ def from_rpc_error(exc: grpc.RpcError) -> AwsError:
                 http = int(info.metadata.get("http_status", "500"))
                 return make_error(code, status.message, http)
     code = exc.code() if hasattr(exc, "code") else None
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return make_error("NotImplemented", "A header you provided implies functionality that is not implemented.", 501)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ServiceUnavailable("Service is unavailable. Please retry.")
     return InternalFailure("We encountered an internal error. Please try again.")

@@ -33,6 +33,9 @@ the server and yields the full names of the gRPC services it registered."""
 async def _abort_with(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, AwsError):
         err = exc
+    elif isinstance(exc, NotImplementedError):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+        return
     else:
         log.error("unhandled_exception", method=method, exc_info=exc)
         err = InternalFailure("We encountered an internal error. Please try again.")

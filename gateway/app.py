@@ -339,13 +339,18 @@ async def _run_local(gw: Gateway, binding: LocalBinding, route: router.Route,
             decision = authz.decide(identity, op.action, resource, call.context)
             if not decision.allowed:
                 raise AccessDenied(authz.denial_message(identity, op.action, resource, decision))
-        result = await op.handler(service_obj, call, values)
-        if not op.read_only:
-            gw.identities.invalidate()
+        try:
+            result = await op.handler(service_obj, call, values)
+        finally:
+            if not op.read_only:
+                gw.identities.invalidate()
         return query_protocol.response(name, op_model.output_shape, result,
                                        binding.spec.xml_namespace, request_id)
     except AwsError as err:
         error = err
+        raise
+    except Exception:
+        error = internal_error()
         raise
     finally:
         code = for_query(error)[0] if error is not None else None

@@ -23,7 +23,8 @@ does for list operations. Leaves are rendered in one of two styles:
 * ``JSON``:  blob -> base64 text, timestamp -> epoch seconds (float) — AWS JSON 1.1;
 * ``VALUE``: blob -> bytes, timestamp -> datetime — typed AWS values (Query/XML serialisers).
 
-Converters are compiled once per (shape, message descriptor, style) and cached.
+Converters are compiled once per (shape, message descriptor, style) and cached
+(keyed by spec.shape_key, so recursive shapes terminate).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from botocore.model import Shape
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway.aws.spec import shape_key
 
 JSON = "json"
 VALUE = "value"
@@ -143,14 +146,14 @@ def _field_setter(shape: Shape, fd: FieldDescriptor) -> ToField | None:
     return _scalar_to_field(shape, fd)
 
 
-_builders: dict[tuple[int, str], tuple[Shape, Callable[[dict[str, Any]], Message]]] = {}
+_builders: dict[tuple[int, str, str], tuple[Shape, Callable[[dict[str, Any]], Message]]] = {}
 
 
 def message_builder(shape: Shape, descriptor: Descriptor) -> Callable[[dict[str, Any]], Message]:
     """A compiled function: AWS structure value of ``shape`` -> message of ``descriptor``."""
-    key = (id(shape), descriptor.full_name)
+    key = (*shape_key(shape), descriptor.full_name)
     hit = _builders.get(key)
-    if hit is not None and hit[0] is shape:
+    if hit is not None:
         return hit[1]
     from google.protobuf import message_factory
 
@@ -258,15 +261,15 @@ def _identity(v: Any) -> Any:
     return v
 
 
-_readers: dict[tuple[int, str, str, bool], tuple[Shape, Callable[[Message], dict[str, Any]]]] = {}
+_readers: dict[tuple[int, str, str, str, bool], tuple[Shape, Callable[[Message], dict[str, Any]]]] = {}
 
 
 def message_reader(shape: Shape, descriptor: Descriptor, style: str,
                    top_level: bool = False) -> Callable[[Message], dict[str, Any]]:
     """A compiled function: message of ``descriptor`` -> AWS structure value of ``shape``."""
-    key = (id(shape), descriptor.full_name, style, top_level)
+    key = (*shape_key(shape), descriptor.full_name, style, top_level)
     hit = _readers.get(key)
-    if hit is not None and hit[0] is shape:
+    if hit is not None:
         return hit[1]
     table: dict[int, tuple[str, FromField]] = {}
     always: list[tuple[str, type]] = []

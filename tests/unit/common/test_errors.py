@@ -72,3 +72,20 @@ def test_status_round_trip_without_server() -> None:
     status = to_rpc_status(make_error("DisabledException", "arn is disabled.", 400))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.details == "arn is disabled."
+
+
+async def test_unimplemented_method_is_not_an_internal_failure() -> None:
+    async def todo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        raise NotImplementedError("Method not implemented!")
+
+    server, port = await _serve(grpc.method_handlers_generic_handler(
+        "t.T", {"Todo": grpc.unary_unary_rpc_method_handler(todo)}))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await ch.unary_unary("/t.T/Todo")(b"")
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            err = from_rpc_error(info.value)
+            assert (err.code, err.http_status) == ("NotImplemented", 501)
+    finally:
+        await server.stop(None)
