@@ -1,7 +1,7 @@
 """``make bench``: Strongroom against moto's server, same load, same run.
 
 Method: both servers run on free 127.0.0.1 ports of this machine; one load generator (this
-process, asyncio + aiohttp) sends requests signed with botocore's SigV4 signer. A request is
+process, asyncio with a lean keep-alive HTTP/1.1 client, bench/http.py) sends requests signed with botocore's SigV4 signer. A request is
 signed once and sent many times (both servers accept a signature for 15 minutes), so the
 load generator spends its CPU on sending, not signing. Each scenario runs for a fixed time
 after a warm-up at each concurrency; every response is checked for success (errors counted
@@ -22,16 +22,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from bench.http import Connection, RawRequest, serialise
 from stack.launcher import REGION, Stack, free_port, make_stack, remove
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +39,7 @@ WARMUP_SECONDS = 0.5
 CONCURRENCY = (1, 8, 32)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
+Prepared = RawRequest
 
 
 @dataclass
@@ -87,7 +81,7 @@ class Target:
             "Content-Type": "application/x-amz-json-1.1",
         })
         SigV4Auth(self.creds, "kms", REGION).add_auth(req)
-        return Prepared("POST", req.url, dict(req.headers.items()), req.body)
+        return serialise("POST", req.url, dict(req.headers.items()), req.body)
 
     def s3(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Prepared:
         import hashlib
@@ -96,32 +90,34 @@ class Target:
         hdrs["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
         req = AWSRequest(method, self.endpoint + path, data=body, headers=hdrs)
         S3SigV4Auth(self.creds, "s3", REGION).add_auth(req)
-        return Prepared(method, req.url, dict(req.headers.items()), body)
+        return serialise(method, req.url, dict(req.headers.items()), body)
 
-    async def call(self, session: aiohttp.ClientSession, p: Prepared) -> tuple[int, bytes]:
-        async with session.request(p.method, p.url, headers=p.headers, data=p.body) as resp:
-            return resp.status, await resp.read()
+    async def call(self, conn: Connection, p: Prepared) -> tuple[int, bytes]:
+        return await conn.send(p)
 
 
-async def drive(session: aiohttp.ClientSession, target: Target, scenario: str, concurrency: int,
+async def drive(target: Target, scenario: str, concurrency: int,
                 make: Callable[[int], Prepared], bytes_per_op: int = 0) -> Result:
     result = Result(scenario, target.name, concurrency)
     prepared = [make(i) for i in range(max(concurrency, 1))]
     stop_at = 0.0
     measuring = False
 
+    conns = [Connection(prepared[0].host, prepared[0].port) for _ in range(concurrency)]
+
     async def worker(i: int) -> None:
         p = prepared[i % len(prepared)]
+        conn = conns[i]
         while True:
             t0 = time.perf_counter()
             if t0 >= stop_at:
                 return
             try:
-                status, body = await target.call(session, p)
+                status, body = await target.call(conn, p)
                 ok = 200 <= status < 300
                 if not ok and not result.first_error:
                     result.first_error = f"{status}: {body[:200]!r}"
-            except aiohttp.ClientError as exc:
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 ok = False
                 if not result.first_error:
                     result.first_error = repr(exc)
@@ -141,10 +137,12 @@ async def drive(session: aiohttp.ClientSession, target: Target, scenario: str, c
     stop_at = start + SCENARIO_SECONDS
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     result.seconds = min(time.perf_counter(), stop_at) - start
+    for conn in conns:
+        await conn.close()
     return result
 
 
-async def kms_setup(session: aiohttp.ClientSession, t: Target) -> dict[str, str]:
+async def kms_setup(session: Connection, t: Target) -> dict[str, str]:
     status, body = await t.call(session, t.kms("CreateKey", {"Description": "bench"}))
     if status != 200:
         raise RuntimeError(f"{t.name} CreateKey failed: {status} {body[:300]!r}")
@@ -155,7 +153,7 @@ async def kms_setup(session: aiohttp.ClientSession, t: Target) -> dict[str, str]
     return {"key_id": key_id, "ciphertext": json.loads(body)["CiphertextBlob"]}
 
 
-async def s3_setup(session: aiohttp.ClientSession, t: Target, key_id: str) -> str:
+async def s3_setup(session: Connection, t: Target, key_id: str) -> str:
     bucket = "bench-" + os.urandom(4).hex()
     status, body = await t.call(session, t.s3("PUT", f"/{bucket}"))
     if status != 200:
@@ -248,29 +246,29 @@ async def run_all(stack: Stack, moto_endpoint: str | None, include_s3: bool) -> 
         targets.append(Target("moto", moto_endpoint, "testing", "testing"))
     results: list[Result] = []
     state: dict[str, str] = {}
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        for t in targets:
-            s = await kms_setup(session, t)
-            state[t.name + "key"] = s["key_id"]
-            state[t.name + "ct"] = s["ciphertext"]
-            if include_s3:
-                try:
-                    state[t.name + "bucket"] = await s3_setup(session, t, s["key_id"])
-                except RuntimeError as exc:
-                    print(f"  S3 skipped for {t.name}: {exc}", flush=True)
-        scenarios = kms_scenarios(state) + (s3_scenarios(state) if include_s3 else [])
-        for name, factory, size in scenarios:
-            for c in CONCURRENCY:
-                for t in targets:
-                    if name.startswith("S3") and t.name + "bucket" not in state:
-                        continue
-                    r = await drive(session, t, name, c, factory(t), size)
-                    results.append(r)
-                    print(f"  {name:28s} c={c:<3d} {t.name:10s} {r.ops_per_s:9.0f} ops/s  "
-                          f"p50 {r.pct(0.5):7.2f} ms  p99 {r.pct(0.99):7.2f} ms  errors {r.errors}"
-                          + (f"  first error: {r.first_error}" if r.first_error else ""), flush=True)
+    for t in targets:
+        host, port = t.endpoint.rsplit("/", 1)[-1].split(":")
+        session = Connection(host, int(port))
+        s = await kms_setup(session, t)
+        state[t.name + "key"] = s["key_id"]
+        state[t.name + "ct"] = s["ciphertext"]
+        if include_s3:
+            try:
+                state[t.name + "bucket"] = await s3_setup(session, t, s["key_id"])
+            except RuntimeError as exc:
+                print(f"  S3 skipped for {t.name}: {exc}", flush=True)
+        await session.close()
+    scenarios = kms_scenarios(state) + (s3_scenarios(state) if include_s3 else [])
+    for name, factory, size in scenarios:
+        for c in CONCURRENCY:
+            for t in targets:
+                if name.startswith("S3") and t.name + "bucket" not in state:
+                    continue
+                r = await drive(t, name, c, factory(t), size)
+                results.append(r)
+                print(f"  {name:28s} c={c:<3d} {t.name:10s} {r.ops_per_s:9.0f} ops/s  "
+                      f"p50 {r.pct(0.5):7.2f} ms  p99 {r.pct(0.99):7.2f} ms  errors {r.errors}"
+                      + (f"  first error: {r.first_error}" if r.first_error else ""), flush=True)
     return results
 
 
