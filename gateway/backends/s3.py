@@ -17,7 +17,6 @@ Memory per request is bounded by the read size and gRPC flow control, not by obj
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import urllib.parse
@@ -84,8 +83,7 @@ def _query(request: web.Request) -> dict[str, str]:
 
 
 def _base_headers(ctx: RequestContext) -> dict[str, str]:
-    return {"x-amz-request-id": ctx.request_id,
-            "x-amz-id-2": base64.b64encode(hashlib.sha256(ctx.request_id.encode()).digest()).decode()}
+    return {"x-amz-request-id": ctx.request_id, "x-amz-id-2": s3_error.host_id(ctx.request_id)}
 
 
 def error_response(err: Any, ctx: RequestContext, request: web.Request, bucket: str | None,
