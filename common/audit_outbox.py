@@ -10,30 +10,42 @@ context manager (or ``await start()`` / ``await aclose()``) around the service's
 Pipeline and guarantees
 -----------------------
 1. ``record(event)`` appends the record to an in-memory deque and returns. It never blocks,
-   never does I/O and never raises (about a microsecond; measured in tests/unit/trail).
-2. A writer task moves the deque into a local SQLite outbox (aiosqlite, WAL) every
-   ``flush_interval`` seconds (50 ms) or as soon as ``flush_max`` (256) records are waiting,
-   one transaction per batch; ``INSERT OR IGNORE`` keyed by eventID.
-3. A shipper task sends the oldest outbox rows, in batches of ``ship_max``, to the trail
-   service's ``PutEvents`` RPC over one ``grpc.aio`` channel kept for the sink's lifetime,
-   and deletes rows from the outbox only after the trail acknowledged the batch. While the
-   trail is unreachable it retries with exponential back-off (``min_backoff`` doubling to
-   ``max_backoff``, with jitter); the outbox keeps growing on disk meanwhile.
-4. The trail stores records idempotently by eventID, so a batch that was stored but whose
-   acknowledgement was lost is simply resent: every record is stored exactly once.
-5. ``aclose()`` writes whatever is still in memory to the outbox, then ships for at most
-   ``close_timeout`` seconds; rows left over stay in the outbox file and are shipped by the
+   never does I/O and never raises (about 0.1 us; tests/unit/trail/test_outbox.py).
+2. A writer task moves the deque into a local SQLite outbox (WAL) every ``flush_interval``
+   seconds (50 ms) or as soon as ``flush_max`` (256) records are waiting: the records are
+   JSON-encoded and committed as **one row per batch** (one INSERT, one commit), in one
+   hand-off to the sink's own database thread, so the event loop never waits on SQLite.
+3. A shipper task sends committed records, oldest first, to the trail service's
+   ``PutEvents`` RPC over one ``grpc.aio`` channel kept for the sink's lifetime: every
+   ``ship_interval`` (200 ms), or at once when ``ship_max`` (500) records are ready. A gRPC
+   call costs far more than a record, so shipping less often than committing keeps the sink
+   cheap; durability comes from the commit, not from the shipping. Committed batches stay in
+   memory too (up to ``memory_records``), so shipping normally reads nothing back from disk;
+   beyond that, or after a restart, batches are paged in from the outbox. A batch leaves the
+   outbox only after the trail acknowledged it (deleted in bulk every ``delete_interval``).
+   While the trail is unreachable the shipper retries with exponential back-off
+   (``min_backoff`` doubling to ``max_backoff``, with jitter).
+4. The trail stores records idempotently by eventID, so a batch whose acknowledgement was
+   lost, or batches acknowledged but not yet deleted when the process stopped, are simply
+   sent again: every record is stored exactly once.
+5. ``aclose()`` commits whatever is still in memory, then ships for at most
+   ``close_timeout`` seconds; what is left stays in the outbox file and is shipped by the
    next ``start()`` on the same path.
+
+Cost: per record, one ``json.dumps`` plus its share of one INSERT and of one gRPC call
+(measured by services/trail/bench.py). Why not aiosqlite: it is the same design (one thread
+owning the connection), but each execute/commit/fetch is a separate hand-off to that thread;
+a batch here is one hand-off, and rows are never read back while the trail keeps up.
 
 Durability window (honest version)
 ----------------------------------
-* A record is durable once the writer committed it to the outbox: at most ``flush_interval``
-  (50 ms) or ``flush_max`` records after ``record()`` returned. Records still in memory are
-  lost if the process is killed with SIGKILL or crashes hard inside that window. SIGTERM /
-  SIGINT go through ``aclose()`` and lose nothing.
-* The outbox uses ``synchronous=NORMAL`` in WAL mode by default: committed rows survive a
-  process crash but the last transactions may be lost on power failure / kernel panic.
-  Pass ``synchronous="FULL"`` to pay an fsync per batch and survive those as well.
+* A record is durable once the writer committed it: at most ``flush_interval`` (50 ms) or
+  ``flush_max`` records after ``record()`` returned. Records still in memory are lost if the
+  process is killed with SIGKILL or crashes hard inside that window. SIGTERM / SIGINT go
+  through ``aclose()`` and lose nothing.
+* The outbox runs ``synchronous=NORMAL`` in WAL mode by default: committed rows survive a
+  process crash, but the last transactions may be lost on power failure or kernel panic.
+  Pass ``synchronous="FULL"`` to pay an fsync per batch and survive those too.
 * Records the trail rejects as malformed (never storable: not JSON, no eventID) are logged
   and dropped; retrying cannot help.
 """
@@ -44,44 +56,127 @@ import asyncio
 import contextlib
 import json
 import random
+import sqlite3
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
 import grpc
 
 from common.config import Settings
 from common.logging import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
-    body     TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS outbox_batches (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    n         INTEGER NOT NULL,   -- records in the batch
+    event_ids TEXT NOT NULL,      -- their eventIDs, one per line
+    bodies    TEXT NOT NULL       -- their compact JSON texts, one per line
 );
 """
+# Compact JSON never contains a raw newline (json.dumps escapes it inside strings), so one
+# record per line is unambiguous.
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    seq: int
+    event_ids: list[str]
+    bodies: list[str]
 
 
 @dataclass(slots=True)
 class OutboxStats:
-    recorded: int = 0      # record() calls accepted
-    written: int = 0       # rows committed to the outbox
-    shipped: int = 0       # rows acknowledged by the trail (accepted + duplicates)
-    rejected: int = 0      # rows the trail refused as malformed (dropped)
-    ship_failures: int = 0 # PutEvents attempts that failed (trail down, timeout...)
+    recorded: int = 0       # record() calls accepted
+    written: int = 0        # rows committed to the outbox
+    shipped: int = 0        # rows acknowledged by the trail (accepted + duplicates)
+    rejected: int = 0       # rows the trail refused as malformed (dropped)
+    ship_failures: int = 0  # PutEvents attempts that failed (trail down, timeout...)
 
 
 def _dumps(event: Mapping[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class _OutboxDb:
+    """The outbox file; every method runs on the sink's single database thread."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.executescript(_SCHEMA)
+        self.conn = conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def write(self, events: list[dict[str, Any]], max_records: int) -> list[Batch]:
+        """Encode ``events`` and commit them as batch rows of at most ``max_records``."""
+        assert self.conn is not None
+        ids: list[str] = []
+        bodies: list[str] = []
+        for event in events:
+            try:
+                event_id = event.get("eventID")
+                if not isinstance(event_id, str) or not event_id or "\n" in event_id:
+                    event_id = str(uuid.uuid4())
+                    event["eventID"] = event_id
+                bodies.append(_dumps(event))
+                ids.append(event_id)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not block the rest
+                log.error("audit_record_unserialisable", error=type(exc).__name__)
+        out: list[Batch] = []
+        if not ids:
+            return out
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            for i in range(0, len(ids), max_records):
+                chunk_ids, chunk_bodies = ids[i:i + max_records], bodies[i:i + max_records]
+                cur = conn.execute("INSERT INTO outbox_batches(n, event_ids, bodies) VALUES (?, ?, ?)",
+                                   (len(chunk_ids), "\n".join(chunk_ids), "\n".join(chunk_bodies)))
+                out.append(Batch(seq=int(cur.lastrowid or 0), event_ids=chunk_ids, bodies=chunk_bodies))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return out
+
+    def read_after(self, seq: int, limit: int) -> list[Batch]:
+        assert self.conn is not None
+        rows = self.conn.execute(
+            "SELECT seq, event_ids, bodies FROM outbox_batches WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit)).fetchall()
+        return [Batch(int(r[0]), str(r[1]).split("\n"), str(r[2]).split("\n")) for r in rows]
+
+    def delete_through(self, seq: int) -> None:
+        assert self.conn is not None
+        self.conn.execute("DELETE FROM outbox_batches WHERE seq <= ?", (seq,))
+
+    def count(self, after: int = 0) -> int:
+        """Records (not batches) with a batch seq above ``after``."""
+        assert self.conn is not None
+        row = self.conn.execute("SELECT COALESCE(SUM(n), 0) FROM outbox_batches WHERE seq > ?", (after,)).fetchone()
+        return int(row[0])
 
 
 class OutboxSink:
@@ -96,7 +191,10 @@ class OutboxSink:
         target: str | None = None,
         flush_interval: float = 0.05,
         flush_max: int = 256,
+        ship_interval: float = 0.2,
         ship_max: int = 500,
+        memory_records: int = 20_000,
+        delete_interval: float = 0.5,
         min_backoff: float = 0.05,
         max_backoff: float = 5.0,
         rpc_timeout: float = 10.0,
@@ -104,24 +202,34 @@ class OutboxSink:
         synchronous: str = "NORMAL",
         channel_factory: Callable[[str], grpc.aio.Channel] | None = None,
     ) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF/NORMAL/FULL/EXTRA, not {synchronous!r}")
         self._settings = settings
         self._path = Path(path)
         self._sender = sender
         self._target = target or settings.trail_target
         self._flush_interval = flush_interval
         self._flush_max = flush_max
+        self._ship_interval = ship_interval
         self._ship_max = ship_max
+        self._memory_rows = memory_records
+        self._delete_interval = delete_interval
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._rpc_timeout = rpc_timeout
         self._close_timeout = close_timeout
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be OFF/NORMAL/FULL/EXTRA, not {synchronous!r}")
-        self._synchronous = synchronous.upper()
         self._channel_factory = channel_factory or (lambda t: grpc.aio.insecure_channel(t))
 
-        self._pending: deque[dict[str, Any]] = deque()
-        self._db: aiosqlite.Connection | None = None
+        self._db = _OutboxDb(self._path, synchronous.upper())
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: deque[dict[str, Any]] = deque()     # recorded, not yet committed
+        self._ready: deque[Batch] = deque()                # committed, not yet acknowledged
+        self._ready_records = 0
+        self._ready_high = 0          # highest seq ever put in _ready
+        self._backlog = False         # committed rows exist beyond _ready_high, only on disk
+        self._acked_seq = 0           # everything <= this was acknowledged
+        self._deleted_seq = 0         # everything <= this was deleted from the outbox
+        self._last_delete = 0.0
         self._channel: grpc.aio.Channel | None = None
         self._put_events: Any = None
         self._writer: asyncio.Task[None] | None = None
@@ -129,6 +237,7 @@ class OutboxSink:
         self._write_wakeup = asyncio.Event()
         self._ship_wakeup = asyncio.Event()
         self._closing = False
+        self._started = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._kicked = False
@@ -153,26 +262,29 @@ class OutboxSink:
 
     # ------------------------------------------------------------------ lifetime
 
+    async def _on_db(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None and self._executor is not None
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
-        await self._db.executescript(_SCHEMA)
-        await self._db.commit()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-outbox")
+        await self._on_db(self._db.open)
+        self._backlog = await self._on_db(self._db.count) > 0   # leftovers of an earlier run
         self._channel = self._channel_factory(self._target)
         from strongroom.trail.v1 import trail_pb2_grpc  # generated code, imported lazily
 
         self._put_events = trail_pb2_grpc.CloudTrailStub(self._channel).PutEvents
+        self._started = True
         self._writer = asyncio.create_task(self._write_loop(), name="audit-outbox-writer")
         self._shipper = asyncio.create_task(self._ship_loop(), name="audit-outbox-shipper")
-        self._ship_wakeup.set()  # ship leftovers from a previous run right away
+        self._ship_wakeup.set()
 
     async def aclose(self) -> None:
-        if self._db is None:
+        if not self._started:
             return
+        self._started = False
         self._closing = True
         self._write_wakeup.set()
         self._ship_wakeup.set()
@@ -186,13 +298,15 @@ class OutboxSink:
                 self._shipper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._shipper
-        left = await self.outbox_size()
+        await self._delete_acked(force=True)
+        left = await self._on_db(self._db.count)
         if left:
             log.warning("audit_outbox_left_for_next_start", rows=left, path=str(self._path))
         if self._channel is not None:
             await self._channel.close()
-        await self._db.close()
-        self._db = None
+        await self._on_db(self._db.close)
+        assert self._executor is not None
+        self._executor.shutdown(wait=True)
 
     async def __aenter__(self) -> OutboxSink:
         await self.start()
@@ -205,22 +319,23 @@ class OutboxSink:
     # ------------------------------------------------------------------ helpers for tests / ops
 
     async def flush(self) -> None:
-        """Write what is in memory to the outbox now."""
+        """Commit what is in memory to the outbox now."""
         await self._write_pending()
 
     async def outbox_size(self) -> int:
-        if self._db is None:
+        """Rows in the outbox not yet acknowledged by the trail."""
+        if self._executor is None or self._db.conn is None:
             return 0
-        async with self._db.execute("SELECT COUNT(*) FROM outbox") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self._on_db(self._db.count, self._acked_seq)
 
     async def drain(self, timeout: float = 10.0) -> bool:
         """Wait until memory and outbox are empty (everything acknowledged); False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._pending and await self.outbox_size() == 0:
-                return True
+            if not self._pending and not self._ready and not self._backlog:
+                await self._delete_acked(force=True)
+                if await self._on_db(self._db.count) == 0:
+                    return True
             self._write_wakeup.set()
             self._ship_wakeup.set()
             await asyncio.sleep(0.02)
@@ -244,57 +359,79 @@ class OutboxSink:
                 return
 
     async def _write_pending(self) -> None:
-        if not self._pending or self._db is None:
+        pending = self._pending
+        if not pending:
             self._kicked = False
             return
         batch: list[dict[str, Any]] = []
-        pending = self._pending
         while pending:
             batch.append(pending.popleft())
         self._kicked = False
-        rows = []
-        for event in batch:
-            try:
-                event_id = event.get("eventID")
-                if not isinstance(event_id, str) or not event_id:
-                    event_id = str(uuid.uuid4())
-                    event["eventID"] = event_id
-                rows.append((event_id, _dumps(event)))
-            except Exception as exc:  # noqa: BLE001 - one bad record must not block the rest
-                log.error("audit_record_unserialisable", error=type(exc).__name__)
         try:
-            await self._db.executemany(
-                "INSERT OR IGNORE INTO outbox(event_id, body) VALUES (?, ?)", rows)
-            await self._db.commit()
+            written = await self._on_db(self._db.write, batch, self._ship_max)
         except BaseException:
-            # Put the batch back in front so nothing is lost, then let the caller decide.
-            pending.extendleft(reversed(batch))
+            pending.extendleft(reversed(batch))  # nothing is lost; retried next tick
             raise
-        self.stats.written += len(rows)
-        self._ship_wakeup.set()
+        for b in written:
+            self.stats.written += len(b.event_ids)
+            if self._backlog or self._ready_records + len(b.event_ids) > self._memory_rows:
+                self._backlog = True  # the shipper pages them in from disk, in order
+            else:
+                self._ready.append(b)
+                self._ready_records += len(b.event_ids)
+                self._ready_high = b.seq
+        if written and (self._ready_records >= self._ship_max or self._backlog or len(self._ready) == len(written)):
+            self._ship_wakeup.set()
 
     # ------------------------------------------------------------------ shipper
+
+    async def _next_batches(self) -> list[Batch]:
+        """The oldest committed batches, up to ``ship_max`` records (at least one batch)."""
+        if not self._ready and self._backlog:
+            loaded = await self._on_db(self._db.read_after, max(self._ready_high, self._acked_seq), 64)
+            if loaded:
+                self._ready.extend(loaded)
+                self._ready_records += sum(len(b.event_ids) for b in loaded)
+                self._ready_high = loaded[-1].seq
+            else:
+                self._backlog = False
+        out: list[Batch] = []
+        count = 0
+        for batch in self._ready:
+            if out and count + len(batch.event_ids) > self._ship_max:
+                break
+            out.append(batch)
+            count += len(batch.event_ids)
+        return out
+
+    async def _delete_acked(self, force: bool = False) -> None:
+        if self._acked_seq <= self._deleted_seq or self._executor is None or self._db.conn is None:
+            return
+        if not force and time.monotonic() - self._last_delete < self._delete_interval:
+            return
+        self._last_delete = time.monotonic()
+        upto = self._acked_seq
+        await self._on_db(self._db.delete_through, upto)
+        self._deleted_seq = upto
 
     async def _ship_loop(self) -> None:
         from strongroom.trail.v1 import trail_pb2
 
         backoff = self._min_backoff
         while True:
-            assert self._db is not None
-            async with self._db.execute(
-                    "SELECT seq, event_id, body FROM outbox ORDER BY seq LIMIT ?",
-                    (self._ship_max,)) as cur:
-                rows = list(await cur.fetchall())
-            if not rows:
-                if self._closing and (self._writer is None or self._writer.done()):
+            batches = await self._next_batches()
+            if not batches:
+                await self._delete_acked()
+                if self._closing and (self._writer is None or self._writer.done()) and not self._pending:
                     return
                 self._ship_wakeup.clear()
                 with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                    await asyncio.wait_for(self._ship_wakeup.wait(), 1.0)
+                    await asyncio.wait_for(self._ship_wakeup.wait(), self._delete_interval)
                 continue
-            request = trail_pb2.PutEventsRequest(
-                sender=self._sender,
-                records=[trail_pb2.AuditRecord(event_id=r[1], record_json=r[2]) for r in rows])
+            request = trail_pb2.PutEventsRequest(sender=self._sender, records=[
+                trail_pb2.AuditRecord(event_id=event_id, record_json=body)
+                for b in batches for event_id, body in zip(b.event_ids, b.bodies, strict=True)])
+            shipped = len(request.records)
             try:
                 response = await self._put_events(request, timeout=self._rpc_timeout)
             except asyncio.CancelledError:
@@ -304,7 +441,7 @@ class OutboxSink:
                 if self._trail_down_since is None:
                     self._trail_down_since = time.monotonic()
                     log.warning("audit_trail_unreachable", target=self._target,
-                                code=exc.code().name, queued=len(rows))
+                                code=exc.code().name, queued=self._ready_records)
                 if self._closing:
                     return
                 await asyncio.sleep(backoff * (0.5 + random.random()))
@@ -315,9 +452,19 @@ class OutboxSink:
                          after_seconds=round(time.monotonic() - self._trail_down_since, 3))
                 self._trail_down_since = None
             backoff = self._min_backoff
+            sent_at = time.monotonic()
             if response.rejected_event_ids:
                 self.stats.rejected += len(response.rejected_event_ids)
                 log.error("audit_records_rejected", count=len(response.rejected_event_ids))
-            await self._db.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
-            await self._db.commit()
-            self.stats.shipped += len(rows)
+            for _ in batches:
+                self._ready_records -= len(self._ready.popleft().event_ids)
+            self._acked_seq = batches[-1].seq
+            self.stats.shipped += shipped
+            await self._delete_acked()
+            # Let the next batch fill up, unless it already is full or we are closing.
+            while (not self._closing and self._ready_records < self._ship_max and not self._backlog
+                   and time.monotonic() - sent_at < self._ship_interval):
+                self._ship_wakeup.clear()
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self._ship_wakeup.wait(),
+                                           self._ship_interval - (time.monotonic() - sent_at))

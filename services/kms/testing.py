@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 
 from common.audit import MemorySink
-from common.grpc_server import GRPC_OPTIONS, ErrorInterceptor
+from common.grpc_server import make_server
 from services.kms.api import register
 from services.kms.hsm.pkcs11 import Pkcs11Hsm
 from services.kms.service import KmsService
@@ -80,7 +80,7 @@ async def serve(token: Token, db_path: Path, account: str, region: str) -> Async
     sink = MemorySink()
     service = KmsService(store=store, hsm=hsm, sink=sink, account=account, region=region)
     await service.load()
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
+    server = make_server()
     register(server, service, account, region)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -21,6 +21,7 @@ CKA_EXTRACTABLE=false; nothing here ever reads a secret value back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import hashlib
 import threading
@@ -148,14 +149,48 @@ class Pkcs11Hsm:
 
     @staticmethod
     def _find(state: _SessionState, label: str, cls: ObjectClass) -> Any:
+        """The handle to use for ``label`` on this session (cached).
+
+        Secret and private keys are used through a session-object copy of the token object
+        (same attributes: sensitive, non-extractable; only CKA_TOKEN false). SoftHSM2's file
+        store re-checks a token object's file on every use (18 syscalls per AES-GCM call,
+        half of its cost); a session object lives in the module's memory. The copy dies with
+        the session; ``destroy`` removes it with the token object (both carry the label).
+        """
         obj = state.objects.get((label, cls))
         if obj is None:
             try:
-                obj = state.session.get_key(object_class=cls, label=label)
-            except (NoSuchKey, PKCS11Error) as exc:
+                found = list(state.session.get_objects(
+                    {Attribute.CLASS: cls, Attribute.LABEL: label, Attribute.TOKEN: True}))
+            except PKCS11Error as exc:
                 raise HsmError("key material not found in the token") from exc
+            if len(found) != 1:
+                raise HsmError("key material not found in the token" if not found
+                               else "key material label is not unique in the token")
+            obj = found[0]
+            if cls in (ObjectClass.SECRET_KEY, ObjectClass.PRIVATE_KEY):
+                obj = Pkcs11Hsm._session_copy(obj)
             state.objects[(label, cls)] = obj
         return obj
+
+    @staticmethod
+    def _session_copy(obj: Any) -> Any:
+        """A session-object copy of token object ``obj`` that is still sensitive and not
+        extractable (C_CopyObject keeps the attributes; SoftHSM2 refuses to restate them in
+        the template). Falls back to ``obj`` when the token will not copy it."""
+        try:
+            copy = obj.copy({Attribute.TOKEN: False})
+        except PKCS11Error:
+            return obj
+        try:
+            safe = copy[Attribute.SENSITIVE] is True and copy[Attribute.EXTRACTABLE] is False
+        except PKCS11Error:
+            safe = False
+        if not safe:
+            with contextlib.suppress(PKCS11Error):
+                copy.destroy()
+            return obj
+        return copy
 
     # ---- key management ---------------------------------------------------------------
 

@@ -46,7 +46,7 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
         import grpc
 
         from common.config import Settings
-        from common.grpc_server import GRPC_OPTIONS, ErrorInterceptor
+        from common.grpc_server import make_server
         from services.kms.api import register
         from services.kms.hsm.pkcs11 import Pkcs11Hsm
         from services.kms.service import KmsService
@@ -76,7 +76,7 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
                     sink = DroppingSink()
                 service = KmsService(store=store, hsm=hsm, sink=sink, account=ACCOUNT, region=REGION)
                 await service.load()
-                server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
+                server = make_server()
                 register(server, service, ACCOUNT, REGION)
                 port = server.add_insecure_port("127.0.0.1:0")
                 await server.start()
@@ -140,6 +140,7 @@ async def _drive(args: argparse.Namespace) -> None:
     proc.start()
     loop = asyncio.get_running_loop()
     port = await loop.run_in_executor(None, parent.recv)
+    print(f"server pid {proc.pid} port {port}", file=sys.stderr, flush=True)
 
     async def control(msg: Any) -> None:
         parent.send(msg)
@@ -189,7 +190,7 @@ async def _drive(args: argparse.Namespace) -> None:
                       f"({n / (t1 - t0):6.0f} calls/s, c={args.concurrency}, n={n})", flush=True)
     finally:
         with contextlib.suppress(Exception):
-            await control("stop")
+            parent.send("stop")
         proc.join(10)
         if proc.is_alive():
             proc.terminate()

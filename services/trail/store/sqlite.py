@@ -5,7 +5,7 @@ Tables
 ``events``        one row per record, unique by ``event_id`` (PutEvents is idempotent);
                   ``seq`` is the arrival order (AUTOINCREMENT, never reused) that delivery
                   cursors follow; indexed for every LookupEvents attribute.
-``event_resources`` (event_id, type, name, arn) for ResourceType / ResourceName lookups.
+``event_resources`` (seq, type, name) for ResourceType / ResourceName lookups.
 ``trails``        the trail (JSON ``data``), its delivery ``cursor`` (last events.seq it has
                   considered) and the head of its digest chain.
 ``tags``          (trail_arn, key, value).
@@ -58,17 +58,14 @@ CREATE INDEX IF NOT EXISTS events_by_name   ON events(event_name, event_time);
 CREATE INDEX IF NOT EXISTS events_by_source ON events(event_source, event_time);
 CREATE INDEX IF NOT EXISTS events_by_user   ON events(username, event_time);
 CREATE INDEX IF NOT EXISTS events_by_akid   ON events(access_key_id, event_time);
-CREATE INDEX IF NOT EXISTS events_by_recv   ON events(received_at);
 CREATE TABLE IF NOT EXISTS event_resources (
-    event_id TEXT NOT NULL,
-    type     TEXT NOT NULL,
-    name     TEXT NOT NULL,
-    arn      TEXT NOT NULL
+    seq  INTEGER NOT NULL,   -- events.seq
+    type TEXT NOT NULL,
+    name TEXT NOT NULL       -- the ResourceName it matches (a bucket has two rows: name and ARN)
 );
 CREATE INDEX IF NOT EXISTS resources_by_type ON event_resources(type);
 CREATE INDEX IF NOT EXISTS resources_by_name ON event_resources(name);
-CREATE INDEX IF NOT EXISTS resources_by_arn  ON event_resources(arn);
-CREATE INDEX IF NOT EXISTS resources_by_event ON event_resources(event_id);
+CREATE INDEX IF NOT EXISTS resources_by_seq  ON event_resources(seq);
 CREATE TABLE IF NOT EXISTS trails (
     name                  TEXT PRIMARY KEY,
     data                  TEXT NOT NULL,
@@ -317,16 +314,25 @@ class TrailStore:
                 async with db.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk) as cur:
                     existing.update(r[0] for r in await cur.fetchall())
             new = [ev for eid, ev in unique.items() if eid not in existing]
-            await db.executemany(
-                "INSERT OR IGNORE INTO events(event_id, event_time, received_at, event_name, event_source,"
-                " read_only, username, access_key_id, category, error_code, body)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(ev.event_id, ev.event_time_ms, received, ev.event_name, ev.event_source,
-                  None if ev.read_only is None else int(ev.read_only), ev.username, ev.access_key_id,
-                  ev.category, ev.error_code, ev.body) for ev in new])
-            await db.executemany(
-                "INSERT INTO event_resources(event_id, type, name, arn) VALUES (?,?,?,?)",
-                [(ev.event_id, r.type, r.name, r.arn) for ev in new for r in ev.resources])
+            if new:
+                async with db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'") as cur:
+                    row = await cur.fetchone()
+                first = (int(row[0]) if row else 0) + 1
+                await db.executemany(
+                    "INSERT INTO events(event_id, event_time, received_at, event_name, event_source,"
+                    " read_only, username, access_key_id, category, error_code, body)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(ev.event_id, ev.event_time_ms, received, ev.event_name, ev.event_source,
+                      None if ev.read_only is None else int(ev.read_only), ev.username, ev.access_key_id,
+                      ev.category, ev.error_code, ev.body) for ev in new])
+                # AUTOINCREMENT numbers the rows of one transaction consecutively.
+                resources = []
+                for i, ev in enumerate(new):
+                    for r in ev.resources:
+                        resources.append((first + i, r.type, r.name))
+                        if r.arn != r.name:
+                            resources.append((first + i, r.type, r.arn))
+                await db.executemany("INSERT INTO event_resources(seq, type, name) VALUES (?,?,?)", resources)
         return len(new), len(events) - len(new)
 
     async def lookup(self, query: LookupQuery, after: Position | None, limit: int) -> list[EventRow]:
@@ -343,11 +349,11 @@ class TrailStore:
             where.append("read_only = ?")
             args.append(1 if value == "true" else 0)
         elif key == "ResourceType":
-            where.append("event_id IN (SELECT event_id FROM event_resources WHERE type = ?)")
+            where.append("seq IN (SELECT seq FROM event_resources WHERE type = ?)")
             args.append(value)
         elif key == "ResourceName":
-            where.append("event_id IN (SELECT event_id FROM event_resources WHERE name = ? OR arn = ?)")
-            args.extend([value, value])
+            where.append("seq IN (SELECT seq FROM event_resources WHERE name = ?)")
+            args.append(value)
         if after is not None:
             where.append("(event_time < ? OR (event_time = ? AND seq < ?))")
             args.extend([after.event_time_ms, after.event_time_ms, after.seq])
@@ -374,8 +380,9 @@ class TrailStore:
         return int(row[0]) if row else 0
 
     async def max_seq_received_before(self, received_ms: int) -> int:
+        """The newest record received before ``received_ms`` (scans back from the newest)."""
         async with self._db.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE received_at < ?", (received_ms,)) as cur:
+                "SELECT seq FROM events WHERE received_at < ? ORDER BY seq DESC LIMIT 1", (received_ms,)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -396,7 +403,7 @@ class TrailStore:
                 cond += " AND seq <= ?"
                 args.append(min_cursor)
             await db.execute(
-                f"DELETE FROM event_resources WHERE event_id IN (SELECT event_id FROM events WHERE {cond})", args)
+                f"DELETE FROM event_resources WHERE seq IN (SELECT seq FROM events WHERE {cond})", args)
             cur2 = await db.execute(f"DELETE FROM events WHERE {cond}", args)
             return int(cur2.rowcount or 0)
 
