@@ -1,0 +1,1 @@
+"""Developer tools shared by the services (not imported at runtime)."""
