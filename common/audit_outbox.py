@@ -17,7 +17,7 @@ Pipeline and guarantees
    hand-off to the sink's own database thread, so the event loop never waits on SQLite.
 3. A shipper task sends committed records, oldest first, to the trail service's
    ``PutEvents`` RPC over one ``grpc.aio`` channel kept for the sink's lifetime: every
-   ``ship_interval`` (200 ms), or at once when ``ship_max`` (500) records are ready. A gRPC
+   ``ship_interval`` (500 ms), or at once when ``ship_max`` (2000) records are ready. A gRPC
    call costs far more than a record, so shipping less often than committing keeps the sink
    cheap; durability comes from the commit, not from the shipping. Committed batches stay in
    memory too (up to ``memory_records``), so shipping normally reads nothing back from disk;
@@ -97,11 +97,17 @@ class Batch:
 
 @dataclass(slots=True)
 class OutboxStats:
-    recorded: int = 0       # record() calls accepted
-    written: int = 0        # rows committed to the outbox
-    shipped: int = 0        # rows acknowledged by the trail (accepted + duplicates)
-    rejected: int = 0       # rows the trail refused as malformed (dropped)
+    recorded: int = 0  # record() calls accepted
+    written: int = 0  # rows committed to the outbox
+    shipped: int = 0  # rows acknowledged by the trail (accepted + duplicates)
+    rejected: int = 0  # rows the trail refused as malformed (dropped)
     ship_failures: int = 0  # PutEvents attempts that failed (trail down, timeout...)
+
+
+def _log(level: str, event: str, **fields: Any) -> None:
+    """Log from the sink's background work; a broken log stream must not stop the sink."""
+    with contextlib.suppress(Exception):
+        getattr(log, level)(event, **fields)
 
 
 def _dumps(event: Mapping[str, Any]) -> str:
@@ -143,7 +149,7 @@ class _OutboxDb:
                 bodies.append(_dumps(event))
                 ids.append(event_id)
             except Exception as exc:  # noqa: BLE001 - one bad record must not block the rest
-                log.error("audit_record_unserialisable", error=type(exc).__name__)
+                _log("error", "audit_record_unserialisable", error=type(exc).__name__)
         out: list[Batch] = []
         if not ids:
             return out
@@ -151,9 +157,11 @@ class _OutboxDb:
         conn.execute("BEGIN")
         try:
             for i in range(0, len(ids), max_records):
-                chunk_ids, chunk_bodies = ids[i:i + max_records], bodies[i:i + max_records]
-                cur = conn.execute("INSERT INTO outbox_batches(n, event_ids, bodies) VALUES (?, ?, ?)",
-                                   (len(chunk_ids), "\n".join(chunk_ids), "\n".join(chunk_bodies)))
+                chunk_ids, chunk_bodies = ids[i : i + max_records], bodies[i : i + max_records]
+                cur = conn.execute(
+                    "INSERT INTO outbox_batches(n, event_ids, bodies) VALUES (?, ?, ?)",
+                    (len(chunk_ids), "\n".join(chunk_ids), "\n".join(chunk_bodies)),
+                )
                 out.append(Batch(seq=int(cur.lastrowid or 0), event_ids=chunk_ids, bodies=chunk_bodies))
             conn.execute("COMMIT")
         except BaseException:
@@ -165,7 +173,8 @@ class _OutboxDb:
         assert self.conn is not None
         rows = self.conn.execute(
             "SELECT seq, event_ids, bodies FROM outbox_batches WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit)).fetchall()
+            (seq, limit),
+        ).fetchall()
         return [Batch(int(r[0]), str(r[1]).split("\n"), str(r[2]).split("\n")) for r in rows]
 
     def delete_through(self, seq: int) -> None:
@@ -175,7 +184,9 @@ class _OutboxDb:
     def count(self, after: int = 0) -> int:
         """Records (not batches) with a batch seq above ``after``."""
         assert self.conn is not None
-        row = self.conn.execute("SELECT COALESCE(SUM(n), 0) FROM outbox_batches WHERE seq > ?", (after,)).fetchone()
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(n), 0) FROM outbox_batches WHERE seq > ?", (after,)
+        ).fetchone()
         return int(row[0])
 
 
@@ -191,8 +202,8 @@ class OutboxSink:
         target: str | None = None,
         flush_interval: float = 0.05,
         flush_max: int = 256,
-        ship_interval: float = 0.2,
-        ship_max: int = 500,
+        ship_interval: float = 0.5,
+        ship_max: int = 2000,
         memory_records: int = 20_000,
         delete_interval: float = 0.5,
         min_backoff: float = 0.05,
@@ -222,13 +233,13 @@ class OutboxSink:
 
         self._db = _OutboxDb(self._path, synchronous.upper())
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: deque[dict[str, Any]] = deque()     # recorded, not yet committed
-        self._ready: deque[Batch] = deque()                # committed, not yet acknowledged
+        self._pending: deque[dict[str, Any]] = deque()  # recorded, not yet committed
+        self._ready: deque[Batch] = deque()  # committed, not yet acknowledged
         self._ready_records = 0
-        self._ready_high = 0          # highest seq ever put in _ready
-        self._backlog = False         # committed rows exist beyond _ready_high, only on disk
-        self._acked_seq = 0           # everything <= this was acknowledged
-        self._deleted_seq = 0         # everything <= this was deleted from the outbox
+        self._ready_high = 0  # highest seq ever put in _ready
+        self._backlog = False  # committed rows exist beyond _ready_high, only on disk
+        self._acked_seq = 0  # everything <= this was acknowledged
+        self._deleted_seq = 0  # everything <= this was deleted from the outbox
         self._last_delete = 0.0
         self._channel: grpc.aio.Channel | None = None
         self._put_events: Any = None
@@ -271,7 +282,7 @@ class OutboxSink:
         self._loop_thread = threading.get_ident()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-outbox")
         await self._on_db(self._db.open)
-        self._backlog = await self._on_db(self._db.count) > 0   # leftovers of an earlier run
+        self._backlog = await self._on_db(self._db.count) > 0  # leftovers of an earlier run
         self._channel = self._channel_factory(self._target)
         from strongroom.trail.v1 import trail_pb2_grpc  # generated code, imported lazily
 
@@ -301,7 +312,7 @@ class OutboxSink:
         await self._delete_acked(force=True)
         left = await self._on_db(self._db.count)
         if left:
-            log.warning("audit_outbox_left_for_next_start", rows=left, path=str(self._path))
+            _log("warning", "audit_outbox_left_for_next_start", rows=left, path=str(self._path))
         if self._channel is not None:
             await self._channel.close()
         await self._on_db(self._db.close)
@@ -312,8 +323,9 @@ class OutboxSink:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     # ------------------------------------------------------------------ helpers for tests / ops
@@ -353,7 +365,7 @@ class OutboxSink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the writer alive
-                log.error("audit_outbox_write_failed", error=str(exc))
+                _log("error", "audit_outbox_write_failed", error=str(exc))
                 await asyncio.sleep(self._flush_interval)
             if self._closing and not self._pending:
                 return
@@ -380,7 +392,9 @@ class OutboxSink:
                 self._ready.append(b)
                 self._ready_records += len(b.event_ids)
                 self._ready_high = b.seq
-        if written and (self._ready_records >= self._ship_max or self._backlog or len(self._ready) == len(written)):
+        if written and (
+            self._ready_records >= self._ship_max or self._backlog or len(self._ready) == len(written)
+        ):
             self._ship_wakeup.set()
 
     # ------------------------------------------------------------------ shipper
@@ -428,9 +442,14 @@ class OutboxSink:
                 with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                     await asyncio.wait_for(self._ship_wakeup.wait(), self._delete_interval)
                 continue
-            request = trail_pb2.PutEventsRequest(sender=self._sender, records=[
-                trail_pb2.AuditRecord(event_id=event_id, record_json=body)
-                for b in batches for event_id, body in zip(b.event_ids, b.bodies, strict=True)])
+            request = trail_pb2.PutEventsRequest(
+                sender=self._sender,
+                records=[
+                    trail_pb2.AuditRecord(event_id=event_id, record_json=body)
+                    for b in batches
+                    for event_id, body in zip(b.event_ids, b.bodies, strict=True)
+                ],
+            )
             shipped = len(request.records)
             try:
                 response = await self._put_events(request, timeout=self._rpc_timeout)
@@ -440,31 +459,44 @@ class OutboxSink:
                 self.stats.ship_failures += 1
                 if self._trail_down_since is None:
                     self._trail_down_since = time.monotonic()
-                    log.warning("audit_trail_unreachable", target=self._target,
-                                code=exc.code().name, queued=self._ready_records)
+                    _log(
+                        "warning",
+                        "audit_trail_unreachable",
+                        target=self._target,
+                        code=exc.code().name,
+                        queued=self._ready_records,
+                    )
                 if self._closing:
                     return
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             if self._trail_down_since is not None:
-                log.info("audit_trail_reachable_again",
-                         after_seconds=round(time.monotonic() - self._trail_down_since, 3))
+                _log(
+                    "info",
+                    "audit_trail_reachable_again",
+                    after_seconds=round(time.monotonic() - self._trail_down_since, 3),
+                )
                 self._trail_down_since = None
             backoff = self._min_backoff
             sent_at = time.monotonic()
             if response.rejected_event_ids:
                 self.stats.rejected += len(response.rejected_event_ids)
-                log.error("audit_records_rejected", count=len(response.rejected_event_ids))
+                _log("error", "audit_records_rejected", count=len(response.rejected_event_ids))
             for _ in batches:
                 self._ready_records -= len(self._ready.popleft().event_ids)
             self._acked_seq = batches[-1].seq
             self.stats.shipped += shipped
             await self._delete_acked()
             # Let the next batch fill up, unless it already is full or we are closing.
-            while (not self._closing and self._ready_records < self._ship_max and not self._backlog
-                   and time.monotonic() - sent_at < self._ship_interval):
+            while (
+                not self._closing
+                and self._ready_records < self._ship_max
+                and not self._backlog
+                and time.monotonic() - sent_at < self._ship_interval
+            ):
                 self._ship_wakeup.clear()
                 with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                    await asyncio.wait_for(self._ship_wakeup.wait(),
-                                           self._ship_interval - (time.monotonic() - sent_at))
+                    await asyncio.wait_for(
+                        self._ship_wakeup.wait(), self._ship_interval - (time.monotonic() - sent_at)
+                    )

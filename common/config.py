@@ -17,13 +17,18 @@
 | STRONGROOM_SOFTHSM2_CONF | DATA_DIR/hsm/softhsm2.conf | SoftHSM2 config (made on first start) |
 | STRONGROOM_TRAIL_DELIVERY_SECONDS | 60 | how often trails deliver log files |
 | STRONGROOM_TRAIL_DIGEST_SECONDS | 3600 | how often digest files are written |
+| STRONGROOM_TRAIL_INSIGHT_BUCKET_SECONDS | 60 | Insights: width of one rate bucket |
+| STRONGROOM_TRAIL_INSIGHT_BASELINE_BUCKETS | 60 | Insights: buckets in the baseline |
+| STRONGROOM_TRAIL_INSIGHT_MIN_HISTORY_BUCKETS | 5 | Insights: buckets of history before any insight |
+| STRONGROOM_TRAIL_INSIGHT_FACTOR | 3 | Insights: how far above the baseline a rate must go |
+| STRONGROOM_TRAIL_INSIGHT_MIN_COUNT | 10 | Insights: the least calls in a bucket that can start one |
 | STRONGROOM_LOG_LEVEL | info | log level |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -54,8 +59,12 @@ class Settings:
     softhsm2_conf: Path | None = None
     trail_delivery_seconds: float = 60.0
     trail_digest_seconds: float = 3600.0
+    trail_insight_bucket_seconds: float = 60.0
+    trail_insight_baseline_buckets: int = 60
+    trail_insight_min_history_buckets: int = 5
+    trail_insight_factor: float = 3.0
+    trail_insight_min_count: int = 10
     log_level: str = "info"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +91,11 @@ class Settings:
             softhsm2_conf=Path(conf) if conf else data_dir / "hsm" / "softhsm2.conf",
             trail_delivery_seconds=float(_env("STRONGROOM_TRAIL_DELIVERY_SECONDS", "60")),
             trail_digest_seconds=float(_env("STRONGROOM_TRAIL_DIGEST_SECONDS", "3600")),
+            trail_insight_bucket_seconds=float(_env("STRONGROOM_TRAIL_INSIGHT_BUCKET_SECONDS", "60")),
+            trail_insight_baseline_buckets=int(_env("STRONGROOM_TRAIL_INSIGHT_BASELINE_BUCKETS", "60")),
+            trail_insight_min_history_buckets=int(_env("STRONGROOM_TRAIL_INSIGHT_MIN_HISTORY_BUCKETS", "5")),
+            trail_insight_factor=float(_env("STRONGROOM_TRAIL_INSIGHT_FACTOR", "3")),
+            trail_insight_min_count=int(_env("STRONGROOM_TRAIL_INSIGHT_MIN_COUNT", "10")),
             log_level=_env("STRONGROOM_LOG_LEVEL", "info"),
         )
 

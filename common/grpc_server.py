@@ -132,21 +132,55 @@ GRPC_OPTIONS = (
 )
 
 
-def make_server() -> grpc.aio.Server:
-    """A ``grpc.aio`` server with the shared interceptor and options, generic handlers only.
+class ErrorMappingHandler(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers map exceptions as :class:`ErrorInterceptor` does.
 
-    Generated ``add_*Servicer_to_server`` functions register every method twice: in a generic
-    handler and as a "registered method". grpc.aio's accept loop keeps one pending future per
-    registered method and runs ``asyncio.wait`` over all of them for every accepted RPC, so a
-    57-method service (KMS) paid ~60 future callbacks added and removed per call. Ignoring the
-    registered-method copies leaves one pending future; methods resolve through the generic
-    handlers (and the interceptor's per-method cache) exactly as before.
+    The same mapping without a server interceptor: grpc.aio runs interceptors as an extra
+    coroutine chain on every call, whereas this wraps each method's handler once (on its
+    first call) and then answers from a dict.
     """
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
+
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+        self._wrapped: dict[str, Any] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None  # another generic handler's method (misses are not cached: unbounded)
+        wrapped = ErrorInterceptor._wrap(handler, method)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+
+def make_server() -> grpc.aio.Server:
+    """A ``grpc.aio`` server with the shared options that maps raised errors to statuses.
+
+    Two per-call costs of a plain ``grpc.aio.server(interceptors=[ErrorInterceptor()])`` are
+    avoided (same behaviour):
+
+    * Generated ``add_*Servicer_to_server`` functions register every method twice: in a
+      generic handler and as a "registered method". grpc.aio's accept loop keeps one pending
+      future per registered method and runs ``asyncio.wait`` over all of them for every
+      accepted RPC: ~60 done-callbacks added and removed per call for the 57-method KMS
+      service. Only the generic copies are kept here (one pending future).
+    * The error mapping wraps each generic handler (:class:`ErrorMappingHandler`) instead of
+      running a server interceptor coroutine per call.
+    """
+    server = grpc.aio.server(options=GRPC_OPTIONS)
+    add_generic = server.add_generic_rpc_handlers
+
+    def add_generic_rpc_handlers(generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        add_generic(tuple(ErrorMappingHandler(h) for h in generic_rpc_handlers))
 
     def add_registered_method_handlers(service_name: str, method_handlers: Any) -> None:
         del service_name, method_handlers  # served by the generic handler added alongside
 
+    server.add_generic_rpc_handlers = add_generic_rpc_handlers  # type: ignore[method-assign]
     server.add_registered_method_handlers = add_registered_method_handlers  # type: ignore[method-assign]
     return server
 

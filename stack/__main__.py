@@ -54,8 +54,9 @@ class Supervisor:
                 pass
 
     async def stop_all(self) -> None:
-        # The gateway first (no new requests), then the services.
-        for name in ("gateway", "s3", "trail", "kms"):
+        # The gateway first (no new requests); the trail before s3 (its last log files are
+        # delivered through s3); kms last (s3 and trail use it while they stop).
+        for name in ("gateway", "trail", "s3", "kms"):
             proc = self.procs.get(name)
             if proc and proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)

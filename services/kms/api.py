@@ -97,6 +97,26 @@ def fill(msg: Message, data: Mapping[str, Any]) -> Message:
     return msg
 
 
+def build(cls: type[Message], data: Mapping[str, Any]) -> Message:
+    """``fill(cls(), data)``, with scalar members passed to the constructor in one call
+    (a quarter of the cost of one ``setattr`` each)."""
+    fields = _fields(cls.DESCRIPTOR)
+    scalars: dict[str, Any] = {}
+    rest: dict[str, Any] | None = None
+    for name, value in data.items():
+        f = fields.get(name)
+        if f is None or value is None:
+            continue
+        if _kind(f) == _SCALAR:
+            scalars[f.name] = value
+        else:
+            if rest is None:
+                rest = {}
+            rest[name] = value
+    msg = cls(**scalars)
+    return fill(msg, rest) if rest else msg
+
+
 def make_servicer(service: KmsService, account: str, region: str) -> kms_pb2_grpc.KeyManagementServiceServicer:
     """A servicer whose every RPC dispatches to ``service``."""
     methods = kms_pb2.DESCRIPTOR.services_by_name["KeyManagementService"].methods
@@ -108,7 +128,7 @@ def make_servicer(service: KmsService, account: str, region: str) -> kms_pb2_grp
             async def handler(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Message:
                 caller = caller_from_metadata(context.invocation_metadata(), account, region)
                 result = await service.dispatch(name, caller, to_params(request))
-                return fill(response_cls(), result)
+                return build(response_cls, result)
 
             handler.__name__ = name
             return handler

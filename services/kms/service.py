@@ -40,7 +40,7 @@ from common.policy import (AuthzRequest, Decision, MalformedPolicyError, Policy,
 from common.policy_principal import principal_from_caller
 from services.kms.domain import ciphertext as ct
 from services.kms.domain import errors
-from services.kms.domain.identifiers import (RESERVED_ALIAS_PREFIX, alias_arn, key_arn, new_key_id,
+from services.kms.domain.identifiers import (RESERVED_ALIAS_PREFIX, KeyRef, alias_arn, key_arn, new_key_id,
                                              parse_key_ref, validate_alias_name)
 from services.kms.domain.keys import (CONTEXT_GRANT_OPERATIONS, Alias, Grant, Key, KeyMaterial, KeyState,
                                       MaterialState, check_state)
@@ -148,6 +148,8 @@ class KmsService:
         self._policies: dict[str, tuple[str, Policy | None]] = {}
         self._identity_cache: dict[str, Policy | None] = {}
         self._allowed: set[tuple[Any, ...]] = set()
+        self._context_free: dict[str, bool] = {}
+        self._key_refs: dict[tuple[str, bool], KeyRef] = {}
         self._write_lock = asyncio.Lock()
         self._managed_lock = asyncio.Lock()
         self._started = utcnow()
@@ -236,7 +238,7 @@ class KmsService:
                 recipient_account_id=self.account, request_parameters=cloudtrail_params(ctx.params) or None,
                 response_elements=ctx.response_elements if error_code is None else None,
                 resources=[{"accountId": self.account, "type": "AWS::KMS::Key", "ARN": arn} for arn in ctx.resources],
-                read_only=ctx.operation.startswith(READ_ONLY_PREFIXES), error_code=error_code,
+                read_only=_read_only(ctx.operation), error_code=error_code,
                 error_message=error_message, additional_event_data=ctx.additional or None,
                 event_time=self.clock())
             self.sink.record(event)
@@ -263,7 +265,12 @@ class KmsService:
             raise errors.ValidationException(
                 f"1 validation error detected: Value null at '{member[:1].lower() + member[1:]}' failed to "
                 "satisfy constraint: Member must not be null")
-        ref = parse_key_ref(raw, self.region, self.account, allow_alias=allow_alias)
+        ref = self._key_refs.get((raw, allow_alias))
+        if ref is None:
+            ref = parse_key_ref(raw, self.region, self.account, allow_alias=allow_alias)
+            if len(self._key_refs) >= 4096:
+                self._key_refs.clear()
+            self._key_refs[(raw, allow_alias)] = ref
         if ref.alias_name is not None:
             a_arn = alias_arn(self.region, self.account, ref.alias_name)
             alias = None if ref.foreign else self.aliases.get(ref.alias_name)
@@ -356,19 +363,21 @@ class KmsService:
     def _authorize(self, ctx: Ctx, action: str, key: Key, *, extra: Mapping[str, Any] | None = None,
                    grant_op: str | None = None, context: Mapping[str, str] | None = None) -> None:
         """Key policy (+ IAM through its root statement), then grants. Raises AccessDenied."""
+        # Policies without conditions or variables decide on (principal, action, key) alone:
+        # such allows are cached, keyed by the exact policy texts (a change is a new entry) and
+        # by every caller field the principal is made of. Only a parsed, well-formed policy set
+        # can have produced an entry, so a hit needs neither the policies nor the principal.
+        texts = tuple(ctx.caller.identity_policy_documents)
+        cache_key = None
+        if self._is_context_free(key.policy) and all(self._is_context_free(t) for t in texts):
+            cache_key = (action, key.arn, key.policy, _principal_key(ctx.caller), texts)
+            if cache_key in self._allowed:
+                return
         principal = self._principal(ctx)
         identity = self._identity_policies(ctx)
         policy = self._key_policy(key)
         if policy is None:
             raise self._denied(ctx, action, key.arn, "because the key policy is malformed")
-        # Policies without conditions or variables decide on (principal, action, key) alone:
-        # such allows are cached, keyed by the exact policy texts (a change is a new entry).
-        texts = tuple(ctx.caller.identity_policy_documents)
-        cache_key = None
-        if _context_free(key.policy) and all(_context_free(t) for t in texts):
-            cache_key = (action, key.arn, key.policy, principal, texts)
-            if cache_key in self._allowed:
-                return
         request = AuthzRequest(principal, action, key.arn, self._conditions(ctx, key, extra))
         result = explain(request, identity_policies=identity, resource_policy=policy,
                          resource_account=key.account, mode="kms")
@@ -390,6 +399,15 @@ class KmsService:
         if delegated and principal.account == key.account and principal.kind != "Root":
             raise self._denied(ctx, action, key.arn, f"because no identity-based policy allows the {action} action")
         raise self._denied(ctx, action, key.arn, f"because no resource-based policy allows the {action} action")
+
+    def _is_context_free(self, text: str) -> bool:
+        free = self._context_free.get(text)
+        if free is None:
+            free = _context_free(text)
+            if len(self._context_free) >= 1024:
+                self._context_free.clear()
+            self._context_free[text] = free
+        return free
 
     def _authorize_iam(self, ctx: Ctx, action: str, resource: str = "*",
                        extra: Mapping[str, Any] | None = None) -> None:
@@ -1628,6 +1646,25 @@ class KmsService:
 
 
 # ---------------------------------------------------------------------- helpers
+
+def _principal_key(caller: Caller) -> tuple[str, ...]:
+    """Every Caller field ``principal_from_caller`` reads: equal keys, equal principals."""
+    kind = caller.principal_type
+    role = (caller.session_context.session_issuer.arn
+            if kind == "AssumedRole" and caller.HasField("session_context") else "")
+    return (kind, caller.principal_arn, caller.account_id, caller.service_principal, role, caller.user_name,
+            caller.principal_id)
+
+
+_READ_ONLY: dict[str, bool] = {}
+
+
+def _read_only(operation: str) -> bool:
+    flag = _READ_ONLY.get(operation)
+    if flag is None:
+        flag = _READ_ONLY[operation] = operation.startswith(READ_ONLY_PREFIXES)
+    return flag
+
 
 def _context_free(policy_text: str) -> bool:
     """No Condition element and no policy variable: the decision ignores the request context."""

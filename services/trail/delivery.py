@@ -82,9 +82,16 @@ def _event_time_text(ms: int) -> str:
 
 
 class Deliverer:
-    def __init__(self, settings: Settings, store: TrailStore, objects: ObjectStore,
-                 signer: DigestSigner | None, *, clock: Callable[[], datetime] = _utc_now,
-                 batch: int = 5000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TrailStore,
+        objects: ObjectStore,
+        signer: DigestSigner | None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        batch: int = 5000,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.objects = objects
@@ -173,12 +180,26 @@ class Deliverer:
             if not rows:
                 return True
             files = self._files_for(trail, rows)
-            ids = await self.store.create_log_deliveries(trail=trail.name, files=files, new_cursor=rows[-1].seq)
+            ids = await self.store.create_log_deliveries(
+                trail=trail.name, files=files, new_cursor=rows[-1].seq
+            )
             for delivery_id, f in zip(ids, files, strict=True):
-                delivery = Delivery(id=delivery_id, trail=trail.name, kind=f.kind, bucket=f.bucket, key=f.key,
-                                    body=f.body_gz, sha256=f.sha256, oldest=f.oldest, newest=f.newest,
-                                    events=f.events, metadata={}, kms_key_id=f.kms_key_id, created_at=0,
-                                    delivered_at=None)
+                delivery = Delivery(
+                    id=delivery_id,
+                    trail=trail.name,
+                    kind=f.kind,
+                    bucket=f.bucket,
+                    key=f.key,
+                    body=f.body_gz,
+                    sha256=f.sha256,
+                    oldest=f.oldest,
+                    newest=f.newest,
+                    events=f.events,
+                    metadata={},
+                    kms_key_id=f.kms_key_id,
+                    created_at=0,
+                    delivered_at=None,
+                )
                 if not await self._put(trail, delivery):
                     return False
             if len(rows) < self.batch:
@@ -193,9 +214,13 @@ class Deliverer:
                 record = json.loads(row.body)
             except ValueError:
                 continue
-            if not trail_matches(event_selectors=trail.event_selectors,
-                                 advanced_event_selectors=trail.advanced_event_selectors,
-                                 has_insight_selectors=trail.has_insight_selectors, record=record):
+            if not trail_matches(
+                event_selectors=trail.event_selectors,
+                advanced_event_selectors=trail.advanced_event_selectors,
+                has_insight_selectors=trail.has_insight_selectors,
+                record=record,
+                insight_types=[s["InsightType"] for s in trail.insight_selectors],
+            ):
                 continue
             selected["insight" if row.category == "Insight" else "log"].append(row)
         now = self.clock()
@@ -204,25 +229,47 @@ class Deliverer:
             if not chosen:
                 continue
             body = log_file_body([r.body for r in chosen])
-            key = log_file_key(prefix=trail.s3_key_prefix, account_id=trail.account_id, region=trail.region,
-                               when=now, unique=unique_suffix(),
-                               kind="CloudTrail" if kind == "log" else "CloudTrail-Insight")
+            key = log_file_key(
+                prefix=trail.s3_key_prefix,
+                account_id=trail.account_id,
+                region=trail.region,
+                when=now,
+                unique=unique_suffix(),
+                kind="CloudTrail" if kind == "log" else "CloudTrail-Insight",
+            )
             times = [r.event_time_ms for r in chosen]
-            files.append(NewLogFile(kind=kind, bucket=trail.s3_bucket_name, key=key, body_gz=gzip_bytes(body),
-                                    sha256=sha256_hex(body), oldest=_event_time_text(min(times)),
-                                    newest=_event_time_text(max(times)), events=len(chosen),
-                                    kms_key_id=trail.kms_key_id or None))
+            files.append(
+                NewLogFile(
+                    kind=kind,
+                    bucket=trail.s3_bucket_name,
+                    key=key,
+                    body_gz=gzip_bytes(body),
+                    sha256=sha256_hex(body),
+                    oldest=_event_time_text(min(times)),
+                    newest=_event_time_text(max(times)),
+                    events=len(chosen),
+                    kms_key_id=trail.kms_key_id or None,
+                )
+            )
         return files
 
     async def _put(self, trail: Trail, d: Delivery) -> bool:
         assert d.body is not None
         is_digest = d.kind == "digest"
         request = PutRequest(
-            bucket=d.bucket, key=d.key, body=d.body, content_type="application/json",
-            content_encoding="gzip", metadata=d.metadata or None,
+            bucket=d.bucket,
+            key=d.key,
+            body=d.body,
+            content_type="application/json",
+            content_encoding="gzip",
+            metadata=d.metadata or None,
             kms_key_id=None if is_digest else d.kms_key_id,
-            encryption_context={"aws:cloudtrail:arn": trail.arn} if (d.kms_key_id and not is_digest) else None,
-            source_arn=trail.arn, source_account=trail.account_id)
+            encryption_context={"aws:cloudtrail:arn": trail.arn}
+            if (d.kms_key_id and not is_digest)
+            else None,
+            source_arn=trail.arn,
+            source_account=trail.account_id,
+        )
         attempt = self.clock()
         try:
             await self.objects.put_object(request)
@@ -232,20 +279,26 @@ class Deliverer:
             if is_digest:
                 await self.store.update_status(trail.name, latest_digest_delivery_error=code)
             else:
-                await self.store.update_status(trail.name, latest_delivery_error=code,
-                                               latest_delivery_attempt_time=attempt)
+                await self.store.update_status(
+                    trail.name, latest_delivery_error=code, latest_delivery_attempt_time=attempt
+                )
             return False
         done = self.clock()
         await self.store.mark_delivered(d.id, int(done.timestamp() * 1000))
         if is_digest:
-            await self.store.update_status(trail.name, latest_digest_delivery_time=done,
-                                           latest_digest_delivery_error=None)
+            await self.store.update_status(
+                trail.name, latest_digest_delivery_time=done, latest_digest_delivery_error=None
+            )
         else:
             self.files_delivered += 1
             self.records_delivered += d.events
-            await self.store.update_status(trail.name, latest_delivery_time=done, latest_delivery_error=None,
-                                           latest_delivery_attempt_time=attempt,
-                                           latest_delivery_attempt_succeeded=done)
+            await self.store.update_status(
+                trail.name,
+                latest_delivery_time=done,
+                latest_delivery_error=None,
+                latest_delivery_attempt_time=attempt,
+                latest_delivery_attempt_succeeded=done,
+            )
         log.info("delivered", trail=trail.name, kind=d.kind, key=d.key, records=d.events)
         return True
 
@@ -272,19 +325,52 @@ class Deliverer:
         if now <= start:
             return
         end_text = iso(now)
-        key = digest_file_key(prefix=trail.s3_key_prefix, account_id=trail.account_id, region=trail.region,
-                              trail_name=trail.name, end=now)
-        previous = (PreviousDigest(s3_bucket=head.bucket or "", s3_object=head.key, hash_value=head.hash or "",
-                                   signature=head.signature or "") if head.key else None)
+        key = digest_file_key(
+            prefix=trail.s3_key_prefix,
+            account_id=trail.account_id,
+            region=trail.region,
+            trail_name=trail.name,
+            end=now,
+        )
+        previous = (
+            PreviousDigest(
+                s3_bucket=head.bucket or "",
+                s3_object=head.key,
+                hash_value=head.hash or "",
+                signature=head.signature or "",
+            )
+            if head.key
+            else None
+        )
         try:
             public = await self.signer.public_key()
-            entries = [LogFileEntry(s3_bucket=d.bucket, s3_object=d.key, hash_value=d.sha256 or "",
-                                    oldest_event_time=d.oldest, newest_event_time=d.newest) for d in logs]
-            body = build_digest(account_id=trail.account_id, start=start_text, end=end_text,
-                                bucket=trail.s3_bucket_name, key=key, key_fingerprint=fingerprint(public),
-                                logs=entries, previous=previous)
-            message = string_to_sign(end=end_text, bucket=trail.s3_bucket_name, key=key, digest_body=body,
-                                     previous_signature=previous.signature if previous else None)
+            entries = [
+                LogFileEntry(
+                    s3_bucket=d.bucket,
+                    s3_object=d.key,
+                    hash_value=d.sha256 or "",
+                    oldest_event_time=d.oldest,
+                    newest_event_time=d.newest,
+                )
+                for d in logs
+            ]
+            body = build_digest(
+                account_id=trail.account_id,
+                start=start_text,
+                end=end_text,
+                bucket=trail.s3_bucket_name,
+                key=key,
+                key_fingerprint=fingerprint(public),
+                logs=entries,
+                previous=previous,
+            )
+            message = string_to_sign(
+                end=end_text,
+                bucket=trail.s3_bucket_name,
+                key=key,
+                digest_body=body,
+                previous_signature=previous.signature if previous else None,
+            )
             signature = (await self.signer.sign(message)).hex()
         except (AwsError, Unavailable) as exc:
             code = exc.code if isinstance(exc, AwsError) else "ServiceUnavailable"
@@ -293,9 +379,30 @@ class Deliverer:
             return
         metadata = {"signature": signature, "signature-algorithm": SIGNATURE_ALGORITHM}
         digest_id = await self.store.create_digest_delivery(
-            trail=name, bucket=trail.s3_bucket_name, key=key, body_gz=gzip_bytes(body), sha256=sha256_hex(body),
-            signature=signature, end=end_text, log_ids=[d.id for d in logs], metadata=metadata)
-        delivery = Delivery(id=digest_id, trail=name, kind="digest", bucket=trail.s3_bucket_name, key=key,
-                            body=gzip_bytes(body), sha256=sha256_hex(body), oldest=None, newest=None,
-                            events=len(logs), metadata=metadata, kms_key_id=None, created_at=0, delivered_at=None)
+            trail=name,
+            bucket=trail.s3_bucket_name,
+            key=key,
+            body_gz=gzip_bytes(body),
+            sha256=sha256_hex(body),
+            signature=signature,
+            end=end_text,
+            log_ids=[d.id for d in logs],
+            metadata=metadata,
+        )
+        delivery = Delivery(
+            id=digest_id,
+            trail=name,
+            kind="digest",
+            bucket=trail.s3_bucket_name,
+            key=key,
+            body=gzip_bytes(body),
+            sha256=sha256_hex(body),
+            oldest=None,
+            newest=None,
+            events=len(logs),
+            metadata=metadata,
+            kms_key_id=None,
+            created_at=0,
+            delivered_at=None,
+        )
         await self._put(trail, delivery)

@@ -36,9 +36,9 @@ class ListedObject:
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     arn: str
-    key_state: str          # Enabled | Disabled | PendingDeletion | ...
-    key_usage: str          # ENCRYPT_DECRYPT | SIGN_VERIFY | ...
-    key_spec: str           # SYMMETRIC_DEFAULT | RSA_2048 | ...
+    key_state: str  # Enabled | Disabled | PendingDeletion | ...
+    key_usage: str  # ENCRYPT_DECRYPT | SIGN_VERIFY | ...
+    key_spec: str  # SYMMETRIC_DEFAULT | RSA_2048 | ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +49,10 @@ class PutRequest:
     content_type: str = "application/json"
     content_encoding: str | None = "gzip"
     metadata: Mapping[str, str] | None = None
-    kms_key_id: str | None = None                      # SSE-KMS with this key
+    kms_key_id: str | None = None  # SSE-KMS with this key
     encryption_context: Mapping[str, str] | None = None
-    source_arn: str = ""                               # aws:SourceArn (the trail)
-    source_account: str = ""                           # aws:SourceAccount
+    source_arn: str = ""  # aws:SourceArn (the trail)
+    source_account: str = ""  # aws:SourceAccount
 
 
 class ObjectStore(Protocol):

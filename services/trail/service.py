@@ -20,6 +20,7 @@ from services.trail.domain import lookup as lookup_domain
 from services.trail.domain import selectors as sel
 from services.trail.domain.errors import err
 from services.trail.domain.event import IndexedEvent, InvalidRecord, index_record, lookup_resources
+from services.trail.domain.insights import InsightDetector
 from services.trail.domain.logfile import iso, log_prefix
 from services.trail.domain.trails import (
     MAX_TRAILS_PER_REGION,
@@ -59,9 +60,18 @@ def _utc_now() -> datetime:
 
 
 class TrailService:
-    def __init__(self, settings: Settings, store: TrailStore, *, objects: ObjectStore, keys: KeyService,
-                 signer: DigestSigner | None, clock: Callable[[], datetime] = _utc_now,
-                 on_trails_changed: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TrailStore,
+        *,
+        objects: ObjectStore,
+        keys: KeyService,
+        signer: DigestSigner | None,
+        clock: Callable[[], datetime] = _utc_now,
+        on_trails_changed: Callable[[], None] | None = None,
+        insights: InsightDetector | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.objects = objects
@@ -72,6 +82,7 @@ class TrailService:
         self.region = settings.region
         self._on_trails_changed = on_trails_changed or (lambda: None)
         self._token_secret: bytes | None = None
+        self.insights = insights
 
     # ------------------------------------------------------------------ ingest
 
@@ -85,8 +96,49 @@ class TrailService:
             except InvalidRecord as exc:
                 log.error("audit_record_rejected", event_id=event_id, reason=str(exc))
                 rejected.append(event_id)
-        accepted, duplicates = await self.store.put_events(indexed)
-        return accepted, duplicates, rejected
+        new, duplicates = await self.store.put_events(indexed)
+        if self.insights is not None:
+            for ev in new:
+                self.insights.observe(ev.record, ev.event_time_ms)
+        return len(new), duplicates, rejected
+
+    # ------------------------------------------------------------------ insights
+
+    async def load_insight_history(self) -> None:
+        """Rebuild the Insights baselines from stored records (after a restart)."""
+        det = self.insights
+        if det is None:
+            return
+        bucket_ms = int(det.bucket_seconds * 1000)
+        now_ms = int(self.clock().timestamp() * 1000)
+        since = now_ms - (det.baseline_buckets + 1) * bucket_ms
+        for source, name, read_only, failed, bucket, count in await self.store.management_counts(
+            since, bucket_ms
+        ):
+            synthetic = {
+                "eventSource": source,
+                "eventName": name,
+                "readOnly": read_only,
+                "errorCode": "x" if failed else None,
+            }
+            det.observe(synthetic, bucket * bucket_ms, count)
+        det.last_evaluated = det.bucket_of(now_ms) - 1
+
+    async def evaluate_insights(self) -> int:
+        """Emit the Insights events of completed buckets, for the types a trail asks for."""
+        det = self.insights
+        if det is None:
+            return 0
+        records = det.evaluate(self.clock())
+        if not records:
+            return 0
+        wanted = {s["InsightType"] for t in await self.store.list_trails() for s in t.insight_selectors}
+        chosen = [r for r in records if r["insightDetails"]["insightType"] in wanted]
+        if chosen:
+            import json as _json
+
+            await self.put_events([(r["eventID"], _json.dumps(r, separators=(",", ":"))) for r in chosen])
+        return len(chosen)
 
     # ------------------------------------------------------------------ event history
 
@@ -95,13 +147,25 @@ class TrailService:
             self._token_secret = await self.store.secret("lookup_token_key")
         return self._token_secret
 
-    async def lookup_events(self, *, attributes: list[tuple[str, str]], start: datetime | None,
-                            end: datetime | None, event_category: str, max_results: int | None,
-                            next_token: str) -> LookupResult:
+    async def lookup_events(
+        self,
+        *,
+        attributes: list[tuple[str, str]],
+        start: datetime | None,
+        end: datetime | None,
+        event_category: str,
+        max_results: int | None,
+        next_token: str,
+    ) -> LookupResult:
         now_ms = int(self.clock().timestamp() * 1000)
-        query = lookup_domain.build_query(attributes=attributes, start=start, end=end,
-                                          event_category=event_category, max_results=max_results,
-                                          now_ms=now_ms)
+        query = lookup_domain.build_query(
+            attributes=attributes,
+            start=start,
+            end=end,
+            event_category=event_category,
+            max_results=max_results,
+            now_ms=now_ms,
+        )
         secret = await self._secret()
         after = lookup_domain.decode_token(secret, query, next_token) if next_token else None
         rows = await self.store.lookup(query, after, query.max_results + 1)
@@ -110,7 +174,8 @@ class TrailService:
             rows = rows[: query.max_results]
             last = rows[-1]
             token = lookup_domain.encode_token(
-                secret, query, lookup_domain.Position(event_time_ms=last.event_time_ms, seq=last.seq))
+                secret, query, lookup_domain.Position(event_time_ms=last.event_time_ms, seq=last.seq)
+            )
         out = []
         for row in rows:
             try:
@@ -126,7 +191,11 @@ class TrailService:
         name = parse_name_or_arn(name_or_arn, account_id=self.account_id, region=self.region)
         trail = await self.store.get_trail(name)
         if trail is None:
-            shown = name_or_arn if name_or_arn.startswith("arn:") else trail_arn(self.region, self.account_id, name)
+            shown = (
+                name_or_arn
+                if name_or_arn.startswith("arn:")
+                else trail_arn(self.region, self.account_id, name)
+            )
             raise err("TrailNotFoundException", f"Unknown trail: {shown} for the user: {self.account_id}")
         return trail
 
@@ -139,10 +208,14 @@ class TrailService:
         except AwsError as exc:
             if exc.code == "NoSuchBucket":
                 raise err("S3BucketDoesNotExistException", f"S3 bucket {bucket} does not exist.") from None
-            raise err("InsufficientS3BucketPolicyException",
-                      f"Incorrect S3 bucket policy is detected for bucket: {bucket}") from None
-        insufficient = err("InsufficientS3BucketPolicyException",
-                           f"Incorrect S3 bucket policy is detected for bucket: {bucket}")
+            raise err(
+                "InsufficientS3BucketPolicyException",
+                f"Incorrect S3 bucket policy is detected for bucket: {bucket}",
+            ) from None
+        insufficient = err(
+            "InsufficientS3BucketPolicyException",
+            f"Incorrect S3 bucket policy is detected for bucket: {bucket}",
+        )
         if not policy_text:
             raise insufficient
         try:
@@ -150,14 +223,26 @@ class TrailService:
         except MalformedPolicyError:
             raise insufficient from None
         principal = Principal.aws_service(CLOUDTRAIL)
-        context = {"aws:SourceArn": arn, "aws:SourceAccount": self.account_id,
-                   "s3:x-amz-acl": "bucket-owner-full-control"}
-        sample = log_prefix(prefix=prefix, account_id=self.account_id, region=self.region) + \
-            f"{self.clock():%Y/%m/%d}/{self.account_id}_CloudTrail_{self.region}_check.json.gz"
-        checks = (("s3:GetBucketAcl", f"arn:aws:s3:::{bucket}"), ("s3:PutObject", f"arn:aws:s3:::{bucket}/{sample}"))
+        context = {
+            "aws:SourceArn": arn,
+            "aws:SourceAccount": self.account_id,
+            "s3:x-amz-acl": "bucket-owner-full-control",
+        }
+        sample = (
+            log_prefix(prefix=prefix, account_id=self.account_id, region=self.region)
+            + f"{self.clock():%Y/%m/%d}/{self.account_id}_CloudTrail_{self.region}_check.json.gz"
+        )
+        checks = (
+            ("s3:GetBucketAcl", f"arn:aws:s3:::{bucket}"),
+            ("s3:PutObject", f"arn:aws:s3:::{bucket}/{sample}"),
+        )
         for action, resource in checks:
-            decision = evaluate(AuthzRequest(principal=principal, action=action, resource=resource, context=context),
-                                resource_policy=policy, resource_account=self.account_id, mode="standard")
+            decision = evaluate(
+                AuthzRequest(principal=principal, action=action, resource=resource, context=context),
+                resource_policy=policy,
+                resource_account=self.account_id,
+                mode="standard",
+            )
             if not decision.allowed:
                 raise insufficient
         # As AWS does, CloudTrail then reads the bucket ACL as itself (this shows up in the trail).
@@ -181,15 +266,18 @@ class TrailService:
             raise ServiceUnavailable("The key service is unavailable. Please retry.") from None
         except AwsError as exc:
             if exc.code in ("NotFoundException", "InvalidArnException"):
-                raise err("KmsKeyNotFoundException", f"KMS key {key_id} does not exist or is not in this region.") from None
+                raise err(
+                    "KmsKeyNotFoundException", f"KMS key {key_id} does not exist or is not in this region."
+                ) from None
             raise err("KmsException", f"Cannot use KMS key {key_id}: {exc.code}.") from None
         if info.key_usage != "ENCRYPT_DECRYPT" or info.key_spec not in ("", "SYMMETRIC_DEFAULT"):
-            raise err("InvalidKmsKeyIdException",
-                      f"KMS key {info.arn} is not a symmetric encryption key.")
+            raise err("InvalidKmsKeyIdException", f"KMS key {info.arn} is not a symmetric encryption key.")
         if info.key_state != "Enabled":
             raise err("KmsException", f"KMS key {info.arn} is {info.key_state}.")
-        insufficient = err("InsufficientEncryptionPolicyException",
-                           f"Insufficient permissions to access S3 bucket {bucket} or KMS key {info.arn}.")
+        insufficient = err(
+            "InsufficientEncryptionPolicyException",
+            f"Insufficient permissions to access S3 bucket {bucket} or KMS key {info.arn}.",
+        )
         try:
             policy_text = await self.keys.get_key_policy(info.arn)
             policy = parse_policy(policy_text)
@@ -198,81 +286,137 @@ class TrailService:
         except (AwsError, MalformedPolicyError):
             raise insufficient from None
         principal = Principal.aws_service(CLOUDTRAIL)
-        context = {"aws:SourceArn": arn, "aws:SourceAccount": self.account_id,
-                   "kms:EncryptionContext:aws:cloudtrail:arn": arn}
+        context = {
+            "aws:SourceArn": arn,
+            "aws:SourceAccount": self.account_id,
+            "kms:EncryptionContext:aws:cloudtrail:arn": arn,
+        }
         key_account = info.arn.split(":")[4] if info.arn.count(":") >= 5 else self.account_id
-        decision = evaluate(AuthzRequest(principal=principal, action="kms:GenerateDataKey", resource=info.arn,
-                                         context=context),
-                            resource_policy=policy, resource_account=key_account, mode="kms")
+        decision = evaluate(
+            AuthzRequest(
+                principal=principal, action="kms:GenerateDataKey", resource=info.arn, context=context
+            ),
+            resource_policy=policy,
+            resource_account=key_account,
+            mode="kms",
+        )
         if not decision.allowed:
             raise insufficient
         return info.arn
 
-    def _reject_unsupported(self, *, sns_topic_name: str, cw_group: str, cw_role: str,
-                            is_org: bool | None) -> None:
+    def _reject_unsupported(
+        self, *, sns_topic_name: str, cw_group: str, cw_role: str, is_org: bool | None
+    ) -> None:
         if sns_topic_name:
-            raise err("InsufficientSnsTopicPolicyException",
-                      "SNS Topic does not exist or the topic policy is incorrect!")
+            raise err(
+                "InsufficientSnsTopicPolicyException",
+                "SNS Topic does not exist or the topic policy is incorrect!",
+            )
         if cw_group or cw_role:
             if not cw_group or not cw_role:
-                raise err("InvalidParameterCombinationException",
-                          "You must specify both CloudWatchLogsLogGroupArn and CloudWatchLogsRoleArn.")
-            raise err("CloudWatchLogsDeliveryUnavailableException",
-                      "CloudWatch Logs delivery is not available in this region.")
+                raise err(
+                    "InvalidParameterCombinationException",
+                    "You must specify both CloudWatchLogsLogGroupArn and CloudWatchLogsRoleArn.",
+                )
+            raise err(
+                "CloudWatchLogsDeliveryUnavailableException",
+                "CloudWatch Logs delivery is not available in this region.",
+            )
         if is_org:
-            raise err("OrganizationsNotInUseException",
-                      "This account is not a member of an organization.")
+            raise err("OrganizationsNotInUseException", "This account is not a member of an organization.")
 
-    async def create_trail(self, *, name: str, s3_bucket_name: str, s3_key_prefix: str = "",
-                           sns_topic_name: str = "", include_global_service_events: bool | None = None,
-                           is_multi_region_trail: bool | None = None, enable_log_file_validation: bool | None = None,
-                           cloud_watch_logs_log_group_arn: str = "", cloud_watch_logs_role_arn: str = "",
-                           kms_key_id: str = "", is_organization_trail: bool | None = None,
-                           tags: Sequence[tuple[str, str]] = ()) -> Trail:
+    async def create_trail(
+        self,
+        *,
+        name: str,
+        s3_bucket_name: str,
+        s3_key_prefix: str = "",
+        sns_topic_name: str = "",
+        include_global_service_events: bool | None = None,
+        is_multi_region_trail: bool | None = None,
+        enable_log_file_validation: bool | None = None,
+        cloud_watch_logs_log_group_arn: str = "",
+        cloud_watch_logs_role_arn: str = "",
+        kms_key_id: str = "",
+        is_organization_trail: bool | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+    ) -> Trail:
         validate_trail_name(name)
         if await self.store.get_trail(name) is not None:
-            raise err("TrailAlreadyExistsException",
-                      f"Trail {name} already exists for customer: {self.account_id}")
+            raise err(
+                "TrailAlreadyExistsException", f"Trail {name} already exists for customer: {self.account_id}"
+            )
         if await self.store.count_trails() >= MAX_TRAILS_PER_REGION:
-            raise err("MaximumNumberOfTrailsExceededException",
-                      f"User: {self.account_id} already has {MAX_TRAILS_PER_REGION} trails in {self.region}.")
+            raise err(
+                "MaximumNumberOfTrailsExceededException",
+                f"User: {self.account_id} already has {MAX_TRAILS_PER_REGION} trails in {self.region}.",
+            )
         validate_bucket_name(s3_bucket_name)
         validate_key_prefix(s3_key_prefix)
         validate_tags(list(tags))
         if include_global_service_events is False and is_multi_region_trail:
-            raise err("InvalidParameterCombinationException",
-                      "Multi-Region trail must include global service events.")
-        self._reject_unsupported(sns_topic_name=sns_topic_name, cw_group=cloud_watch_logs_log_group_arn,
-                                 cw_role=cloud_watch_logs_role_arn, is_org=is_organization_trail)
+            raise err(
+                "InvalidParameterCombinationException",
+                "Multi-Region trail must include global service events.",
+            )
+        self._reject_unsupported(
+            sns_topic_name=sns_topic_name,
+            cw_group=cloud_watch_logs_log_group_arn,
+            cw_role=cloud_watch_logs_role_arn,
+            is_org=is_organization_trail,
+        )
         arn = trail_arn(self.region, self.account_id, name)
         await self._check_bucket(s3_bucket_name, s3_key_prefix, arn)
         key_arn = await self._check_kms_key(kms_key_id, s3_bucket_name, arn) if kms_key_id else ""
         trail = Trail(
-            name=name, account_id=self.account_id, region=self.region, s3_bucket_name=s3_bucket_name,
+            name=name,
+            account_id=self.account_id,
+            region=self.region,
+            s3_bucket_name=s3_bucket_name,
             s3_key_prefix=s3_key_prefix,
-            include_global_service_events=True if include_global_service_events is None else include_global_service_events,
+            include_global_service_events=True
+            if include_global_service_events is None
+            else include_global_service_events,
             is_multi_region_trail=bool(is_multi_region_trail),
             log_file_validation_enabled=bool(enable_log_file_validation),
-            kms_key_id=key_arn, event_selectors=sel.DEFAULT_EVENT_SELECTORS, created_at=self.clock())
+            kms_key_id=key_arn,
+            event_selectors=sel.DEFAULT_EVENT_SELECTORS,
+            created_at=self.clock(),
+        )
         try:
             await self.store.insert_trail(trail, tags, cursor=await self.store.max_seq())
         except Exception as exc:  # a concurrent CreateTrail of the same name
             if "UNIQUE" in str(exc):
-                raise err("TrailAlreadyExistsException",
-                          f"Trail {name} already exists for customer: {self.account_id}") from None
+                raise err(
+                    "TrailAlreadyExistsException",
+                    f"Trail {name} already exists for customer: {self.account_id}",
+                ) from None
             raise
         self._on_trails_changed()
         return trail
 
-    async def update_trail(self, *, name: str, s3_bucket_name: str | None = None, s3_key_prefix: str | None = None,
-                           sns_topic_name: str | None = None, include_global_service_events: bool | None = None,
-                           is_multi_region_trail: bool | None = None, enable_log_file_validation: bool | None = None,
-                           cloud_watch_logs_log_group_arn: str | None = None,
-                           cloud_watch_logs_role_arn: str | None = None, kms_key_id: str | None = None,
-                           is_organization_trail: bool | None = None) -> Trail:
+    async def update_trail(
+        self,
+        *,
+        name: str,
+        s3_bucket_name: str | None = None,
+        s3_key_prefix: str | None = None,
+        sns_topic_name: str | None = None,
+        include_global_service_events: bool | None = None,
+        is_multi_region_trail: bool | None = None,
+        enable_log_file_validation: bool | None = None,
+        cloud_watch_logs_log_group_arn: str | None = None,
+        cloud_watch_logs_role_arn: str | None = None,
+        kms_key_id: str | None = None,
+        is_organization_trail: bool | None = None,
+    ) -> Trail:
         trail = await self._trail(name)
-        self._reject_unsupported(sns_topic_name=sns_topic_name or "", cw_group=cloud_watch_logs_log_group_arn or "",
-                                 cw_role=cloud_watch_logs_role_arn or "", is_org=is_organization_trail)
+        self._reject_unsupported(
+            sns_topic_name=sns_topic_name or "",
+            cw_group=cloud_watch_logs_log_group_arn or "",
+            cw_role=cloud_watch_logs_role_arn or "",
+            is_org=is_organization_trail,
+        )
         changes: dict[str, Any] = {}
         bucket = trail.s3_bucket_name if s3_bucket_name is None else s3_bucket_name
         prefix = trail.s3_key_prefix if s3_key_prefix is None else s3_key_prefix
@@ -291,10 +435,14 @@ class TrailService:
         multi = changes.get("is_multi_region_trail", trail.is_multi_region_trail)
         include_global = changes.get("include_global_service_events", trail.include_global_service_events)
         if multi and not include_global:
-            raise err("InvalidParameterCombinationException",
-                      "Multi-Region trail must include global service events.")
+            raise err(
+                "InvalidParameterCombinationException",
+                "Multi-Region trail must include global service events.",
+            )
         if kms_key_id is not None:
-            changes["kms_key_id"] = await self._check_kms_key(kms_key_id, bucket, trail.arn) if kms_key_id else ""
+            changes["kms_key_id"] = (
+                await self._check_kms_key(kms_key_id, bucket, trail.arn) if kms_key_id else ""
+            )
         validation_turned_on = False
         if enable_log_file_validation is not None:
             validation_turned_on = enable_log_file_validation and not trail.log_file_validation_enabled
@@ -345,8 +493,10 @@ class TrailService:
         cursor = await self.store.max_seq_received_before(int(now.timestamp() * 1000) - 10_000)
         cursor = max(cursor, 0)
         await self.store.modify_trail(
-            trail.name, lambda t: t.with_status(is_logging=True, start_logging_time=now, stop_logging_time=None),
-            cursor=cursor)
+            trail.name,
+            lambda t: t.with_status(is_logging=True, start_logging_time=now, stop_logging_time=None),
+            cursor=cursor,
+        )
         await self.store.reset_digest_chain(trail.name, None)
         self._on_trails_changed()
 
@@ -355,7 +505,9 @@ class TrailService:
         if not trail.status.is_logging:
             return
         now = self.clock()
-        await self.store.modify_trail(trail.name, lambda t: t.with_status(is_logging=False, stop_logging_time=now))
+        await self.store.modify_trail(
+            trail.name, lambda t: t.with_status(is_logging=False, stop_logging_time=now)
+        )
         self._on_trails_changed()
 
     async def get_trail_status(self, name: str) -> Trail:
@@ -363,23 +515,39 @@ class TrailService:
 
     # ------------------------------------------------------------------ selectors
 
-    async def put_event_selectors(self, name: str, event_selectors: list[dict[str, Any]] | None,
-                                  advanced_event_selectors: list[dict[str, Any]] | None) -> Trail:
+    async def put_event_selectors(
+        self,
+        name: str,
+        event_selectors: list[dict[str, Any]] | None,
+        advanced_event_selectors: list[dict[str, Any]] | None,
+    ) -> Trail:
         trail = await self._trail(name)
         if event_selectors and advanced_event_selectors:
-            raise err("InvalidEventSelectorsException",
-                      "You can use either AdvancedEventSelectors or EventSelectors, but not both.")
+            raise err(
+                "InvalidEventSelectorsException",
+                "You can use either AdvancedEventSelectors or EventSelectors, but not both.",
+            )
         if not event_selectors and not advanced_event_selectors:
-            raise err("InvalidEventSelectorsException",
-                      "You must specify either EventSelectors or AdvancedEventSelectors.")
+            raise err(
+                "InvalidEventSelectorsException",
+                "You must specify either EventSelectors or AdvancedEventSelectors.",
+            )
         if advanced_event_selectors:
             advanced = sel.normalise_advanced_selectors(advanced_event_selectors)
-            updated = await self.store.modify_trail(trail.name, lambda t: replace(
-                t, advanced_event_selectors=advanced, event_selectors=(), has_custom_event_selectors=True))
+            updated = await self.store.modify_trail(
+                trail.name,
+                lambda t: replace(
+                    t, advanced_event_selectors=advanced, event_selectors=(), has_custom_event_selectors=True
+                ),
+            )
         else:
             basic = sel.normalise_event_selectors(event_selectors or [])
-            updated = await self.store.modify_trail(trail.name, lambda t: replace(
-                t, event_selectors=basic, advanced_event_selectors=(), has_custom_event_selectors=True))
+            updated = await self.store.modify_trail(
+                trail.name,
+                lambda t: replace(
+                    t, event_selectors=basic, advanced_event_selectors=(), has_custom_event_selectors=True
+                ),
+            )
         if updated is None:
             raise err("TrailNotFoundException", f"Unknown trail: {trail.arn} for the user: {self.account_id}")
         self._on_trails_changed()
@@ -388,17 +556,20 @@ class TrailService:
     async def get_event_selectors(self, name: str) -> Trail:
         return await self._trail(name)
 
-    async def put_insight_selectors(self, name: str, selectors: list[dict[str, Any]], event_data_store: str,
-                                    insights_destination: str) -> Trail:
+    async def put_insight_selectors(
+        self, name: str, selectors: list[dict[str, Any]], event_data_store: str, insights_destination: str
+    ) -> Trail:
         if event_data_store or insights_destination:
-            raise err("UnsupportedOperationException",
-                      "CloudTrail Lake event data stores are not supported.")
+            raise err("UnsupportedOperationException", "CloudTrail Lake event data stores are not supported.")
         if not name:
-            raise err("InvalidParameterCombinationException",
-                      "You must specify a TrailName or an EventDataStore.")
+            raise err(
+                "InvalidParameterCombinationException", "You must specify a TrailName or an EventDataStore."
+            )
         trail = await self._trail(name)
         normalised = sel.normalise_insight_selectors(selectors)
-        updated = await self.store.modify_trail(trail.name, lambda t: replace(t, insight_selectors=normalised))
+        updated = await self.store.modify_trail(
+            trail.name, lambda t: replace(t, insight_selectors=normalised)
+        )
         if updated is None:
             raise err("TrailNotFoundException", f"Unknown trail: {trail.arn} for the user: {self.account_id}")
         self._on_trails_changed()
@@ -406,28 +577,33 @@ class TrailService:
 
     async def get_insight_selectors(self, name: str, event_data_store: str) -> Trail:
         if event_data_store:
-            raise err("UnsupportedOperationException",
-                      "CloudTrail Lake event data stores are not supported.")
+            raise err("UnsupportedOperationException", "CloudTrail Lake event data stores are not supported.")
         if not name:
-            raise err("InvalidParameterCombinationException",
-                      "You must specify a TrailName or an EventDataStore.")
+            raise err(
+                "InvalidParameterCombinationException", "You must specify a TrailName or an EventDataStore."
+            )
         trail = await self._trail(name)
         if not trail.insight_selectors:
-            raise err("InsightNotEnabledException",
-                      f"Trail {trail.arn} does not have Insights enabled. Use PutInsightSelectors to enable "
-                      "Insights on this trail.")
+            raise err(
+                "InsightNotEnabledException",
+                f"Trail {trail.arn} does not have Insights enabled. Use PutInsightSelectors to enable "
+                "Insights on this trail.",
+            )
         return trail
 
     # ------------------------------------------------------------------ tags
 
     async def _tagged_trail(self, resource_id: str) -> Trail:
         if not resource_id.startswith("arn:"):
-            raise err("CloudTrailARNInvalidException",
-                      f"Invalid trail ARN: {resource_id}. The ARN must be in the format "
-                      "arn:aws:cloudtrail:<region>:<account-id>:trail/<trail-name>.")
+            raise err(
+                "CloudTrailARNInvalidException",
+                f"Invalid trail ARN: {resource_id}. The ARN must be in the format "
+                "arn:aws:cloudtrail:<region>:<account-id>:trail/<trail-name>.",
+            )
         if ":trail/" not in resource_id:
-            raise err("ResourceTypeNotSupportedException",
-                      f"Resource type of {resource_id} is not supported.")
+            raise err(
+                "ResourceTypeNotSupportedException", f"Resource type of {resource_id} is not supported."
+            )
         name = parse_name_or_arn(resource_id, account_id=self.account_id, region=self.region)
         trail = await self.store.get_trail(name)
         if trail is None:
@@ -474,8 +650,12 @@ class TrailService:
             valid_to = key.valid_to_ms
             if key.valid_from_ms > hi + 3600_000 or (valid_to is not None and valid_to < lo):
                 continue
-            out.append(PublicKeyInfo(
-                value=key.public_der, fingerprint=key.fingerprint,
-                valid_from=datetime.fromtimestamp(key.valid_from_ms / 1000, timezone.utc),
-                valid_to=datetime.fromtimestamp(valid_to / 1000, timezone.utc) if valid_to else None))
+            out.append(
+                PublicKeyInfo(
+                    value=key.public_der,
+                    fingerprint=key.fingerprint,
+                    valid_from=datetime.fromtimestamp(key.valid_from_ms / 1000, timezone.utc),
+                    valid_to=datetime.fromtimestamp(valid_to / 1000, timezone.utc) if valid_to else None,
+                )
+            )
         return out

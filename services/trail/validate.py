@@ -53,8 +53,8 @@ PROBLEMS = (MODIFIED, DELETED, FORGED, UNVERIFIED)
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str            # "digest" | "log"
-    status: str          # valid | modified | deleted | forged | not yet digested
+    kind: str  # "digest" | "log"
+    status: str  # valid | modified | deleted | forged | not yet digested
     bucket: str
     key: str
     detail: str = ""
@@ -94,8 +94,8 @@ class TrailInfo:
 class _Digest:
     key: str
     end: datetime
-    raw: bytes | None = None          # uncompressed body
-    data: dict | None = None          # type: ignore[type-arg]
+    raw: bytes | None = None  # uncompressed body
+    data: dict | None = None  # type: ignore[type-arg]
     signature: str | None = None
     signature_ok: bool = False
     problem: str = ""
@@ -104,13 +104,17 @@ class _Digest:
 def _digest_key_re(info: TrailInfo) -> re.Pattern[str]:
     base = digest_prefix(prefix=info.prefix, account_id=info.account_id, region=info.region)
     return re.compile(
-        "^" + re.escape(base) + r"\d{4}/\d{2}/\d{2}/" + re.escape(
-            f"{info.account_id}_CloudTrail-Digest_{info.region}_{info.name}_{info.region}_")
-        + r"(\d{8}T\d{6}Z)\.json\.gz$")
+        "^"
+        + re.escape(base)
+        + r"\d{4}/\d{2}/\d{2}/"
+        + re.escape(f"{info.account_id}_CloudTrail-Digest_{info.region}_{info.name}_{info.region}_")
+        + r"(\d{8}T\d{6}Z)\.json\.gz$"
+    )
 
 
-async def _load_digest(objects: ObjectStore, bucket: str, key: str, end: datetime,
-                       public_keys: Mapping[str, bytes]) -> _Digest | None:
+async def _load_digest(
+    objects: ObjectStore, bucket: str, key: str, end: datetime, public_keys: Mapping[str, bytes]
+) -> _Digest | None:
     """None when the object does not exist."""
     d = _Digest(key=key, end=end)
     try:
@@ -152,13 +156,15 @@ async def _load_digest(objects: ObjectStore, bucket: str, key: str, end: datetim
     return d
 
 
-async def validate_trail(objects: ObjectStore, info: TrailInfo, public_keys: Mapping[str, bytes],
-                         start: datetime, end: datetime) -> Report:
+async def validate_trail(
+    objects: ObjectStore, info: TrailInfo, public_keys: Mapping[str, bytes], start: datetime, end: datetime
+) -> Report:
     report = Report()
     bucket = info.bucket
     pattern = _digest_key_re(info)
-    listed = await objects.list_keys(bucket, digest_prefix(prefix=info.prefix, account_id=info.account_id,
-                                                          region=info.region))
+    listed = await objects.list_keys(
+        bucket, digest_prefix(prefix=info.prefix, account_id=info.account_id, region=info.region)
+    )
     window_end = end + timedelta(hours=1)
     digests: dict[str, _Digest] = {}
     for obj in listed:
@@ -174,7 +180,7 @@ async def validate_trail(objects: ObjectStore, info: TrailInfo, public_keys: Map
 
     # Chain checks: each valid digest vouches for its predecessor. A digest that failed
     # validation still names its predecessor; a missing one is reported as deleted.
-    vouched: dict[str, str] = {}          # key -> problem found through the successor ("" = fine)
+    vouched: dict[str, str] = {}  # key -> problem found through the successor ("" = fine)
     for d in sorted(digests.values(), key=lambda x: x.end):
         if d.data is None:
             continue
@@ -190,8 +196,15 @@ async def validate_trail(objects: ObjectStore, info: TrailInfo, public_keys: Map
             prev = await _load_digest(objects, bucket, prev_key, prev_when, public_keys)
             if prev is None:
                 note = "" if d.signature_ok else " (which itself failed validation)"
-                report.add(Finding("digest", DELETED, prev_bucket, prev_key,
-                                   f"named as the previous digest by {d.key}{note}"))
+                report.add(
+                    Finding(
+                        "digest",
+                        DELETED,
+                        prev_bucket,
+                        prev_key,
+                        f"named as the previous digest by {d.key}{note}",
+                    )
+                )
                 vouched[prev_key] = "deleted"
                 continue
             digests[prev_key] = prev
@@ -218,34 +231,49 @@ async def validate_trail(objects: ObjectStore, info: TrailInfo, public_keys: Map
             report.add(Finding("digest", status, bucket, d.key, d.problem))
 
     newest_any = max((d.end for d in digests.values()), default=None)
-    if info.latest_digest_delivery and (newest_any is None or info.latest_digest_delivery - newest_any > timedelta(
-            seconds=60)) and start <= info.latest_digest_delivery <= window_end:
-        report.add(Finding("digest", DELETED, bucket, "(newest digests)",
-                           f"the trail delivered a digest at {info.latest_digest_delivery:%Y-%m-%dT%H:%M:%SZ} "
-                           f"but the newest found ends at "
-                           f"{newest_any:%Y-%m-%dT%H:%M:%SZ}" if newest_any else "no digest found"))
+    if (
+        info.latest_digest_delivery
+        and (newest_any is None or info.latest_digest_delivery - newest_any > timedelta(seconds=60))
+        and start <= info.latest_digest_delivery <= window_end
+    ):
+        report.add(
+            Finding(
+                "digest",
+                DELETED,
+                bucket,
+                "(newest digests)",
+                f"the trail delivered a digest at {info.latest_digest_delivery:%Y-%m-%dT%H:%M:%SZ} "
+                f"but the newest found ends at "
+                f"{newest_any:%Y-%m-%dT%H:%M:%SZ}"
+                if newest_any
+                else "no digest found",
+            )
+        )
 
     # Log files listed by valid digests.
-    valid_digests = [d for d in digests.values()
-                     if d.signature_ok and d.data is not None and not vouched.get(d.key)]
+    valid_digests = [
+        d for d in digests.values() if d.signature_ok and d.data is not None and not vouched.get(d.key)
+    ]
     referenced: set[str] = set()
     for d in valid_digests:
         assert d.data is not None
         for entry in d.data.get("logFiles") or []:
             log_bucket, log_key = entry.get("s3Bucket", bucket), entry.get("s3Object", "")
             referenced.add(log_key)
-            when = key_timestamp(log_key)
-            if when is not None and (when < start - timedelta(minutes=1) or when > end + timedelta(minutes=1)):
+            listed_at = key_timestamp(log_key)
+            if listed_at is not None and (
+                listed_at < start - timedelta(minutes=1) or listed_at > end + timedelta(minutes=1)
+            ):
                 continue
             try:
-                obj = await objects.get_object(log_bucket, log_key)
+                stored = await objects.get_object(log_bucket, log_key)
             except AwsError as exc:
                 if exc.code in ("NoSuchKey", "NotFound"):
                     report.add(Finding("log", DELETED, log_bucket, log_key, f"listed in {d.key}"))
                     continue
                 raise
             try:
-                digest_ok = sha256_hex(gunzip_bytes(obj.body)) == entry.get("hashValue")
+                digest_ok = sha256_hex(gunzip_bytes(stored.body)) == entry.get("hashValue")
             except (OSError, EOFError, ValueError):
                 digest_ok = False
             if digest_ok:
@@ -257,19 +285,25 @@ async def validate_trail(objects: ObjectStore, info: TrailInfo, public_keys: Map
     present: set[str] = set()
     log_objects = []
     for kind in ("CloudTrail", "CloudTrail-Insight"):
-        log_objects += await objects.list_keys(bucket, log_prefix(prefix=info.prefix, account_id=info.account_id,
-                                                                  region=info.region, kind=kind))
+        log_objects += await objects.list_keys(
+            bucket, log_prefix(prefix=info.prefix, account_id=info.account_id, region=info.region, kind=kind)
+        )
     present = {o.key for o in log_objects}
     for d in digests.values():
         if d in valid_digests or d.data is None:
             continue
         for entry in d.data.get("logFiles") or []:
             log_key = entry.get("s3Object", "")
-            if log_key and log_key not in referenced and log_key not in present \
-                    and entry.get("s3Bucket", bucket) == bucket:
+            if (
+                log_key
+                and log_key not in referenced
+                and log_key not in present
+                and entry.get("s3Bucket", bucket) == bucket
+            ):
                 referenced.add(log_key)
-                report.add(Finding("log", DELETED, bucket, log_key,
-                                   f"listed in {d.key}, which failed validation"))
+                report.add(
+                    Finding("log", DELETED, bucket, log_key, f"listed in {d.key}, which failed validation")
+                )
 
     # Log files no valid digest vouches for.
     intervals = []
@@ -284,20 +318,29 @@ async def validate_trail(objects: ObjectStore, info: TrailInfo, public_keys: Map
     for obj in log_objects:
         if obj.key in referenced or not obj.key.endswith(".json.gz"):
             continue
-        when = key_timestamp(obj.key)
-        if when is None or when < start - timedelta(minutes=1) or when > end:
+        named_at = key_timestamp(obj.key)
+        if named_at is None or named_at < start - timedelta(minutes=1) or named_at > end:
             continue
+        when = named_at
         if newest_end is None or when >= newest_end - timedelta(minutes=1):
             report.add(Finding("log", PENDING, bucket, obj.key))
         elif any(lo <= when <= hi for lo, hi in intervals):
             report.add(Finding("log", FORGED, bucket, obj.key, "not listed in the digest covering its time"))
         else:
-            report.add(Finding("log", UNVERIFIED, bucket, obj.key,
-                               "no valid digest covers it (its digest is missing or invalid)"))
+            report.add(
+                Finding(
+                    "log",
+                    UNVERIFIED,
+                    bucket,
+                    obj.key,
+                    "no valid digest covers it (its digest is missing or invalid)",
+                )
+            )
     return report
 
 
 # ------------------------------------------------------------------ command line
+
 
 def _parse_time(text: str) -> datetime:
     value = text.strip().replace("Z", "+00:00")
@@ -308,18 +351,20 @@ def _parse_time(text: str) -> datetime:
 async def _main(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf.timestamp_pb2 import Timestamp
+    from strongroom.trail.v1 import trail_pb2 as pb
+    from strongroom.trail.v1 import trail_pb2_grpc
 
     from common.config import Settings
     from common.grpc_errors import from_rpc_error
     from services.trail.adapters.s3_grpc import S3GrpcObjectStore
-    from strongroom.trail.v1 import trail_pb2 as pb
-    from strongroom.trail.v1 import trail_pb2_grpc
 
     settings = Settings.from_env()
     start = _parse_time(args.start)
     end = _parse_time(args.end) if args.end else datetime.now(timezone.utc)
-    async with grpc.aio.insecure_channel(settings.trail_target) as trail_ch, \
-            grpc.aio.insecure_channel(settings.s3_target) as s3_ch:
+    async with (
+        grpc.aio.insecure_channel(settings.trail_target) as trail_ch,
+        grpc.aio.insecure_channel(settings.s3_target) as s3_ch,
+    ):
         stub = trail_pb2_grpc.CloudTrailStub(trail_ch)
         try:
             trail = (await stub.GetTrail(pb.GetTrailRequest(name=args.trail), timeout=30)).trail
@@ -332,14 +377,21 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"cannot read trail {args.trail}: {from_rpc_error(exc)}", file=sys.stderr)
             return 2
         arn = trail.trail_arn.split(":")
-        info = TrailInfo(name=trail.name, account_id=arn[4], region=trail.home_region, bucket=trail.s3_bucket_name,
-                         prefix=trail.s3_key_prefix,
-                         latest_digest_delivery=status.latest_digest_delivery_time.ToDatetime(tzinfo=timezone.utc)
-                         if status.HasField("latest_digest_delivery_time") else None)
+        info = TrailInfo(
+            name=trail.name,
+            account_id=arn[4],
+            region=trail.home_region,
+            bucket=trail.s3_bucket_name,
+            prefix=trail.s3_key_prefix,
+            latest_digest_delivery=status.latest_digest_delivery_time.ToDatetime(tzinfo=timezone.utc)
+            if status.HasField("latest_digest_delivery_time")
+            else None,
+        )
         objects = S3GrpcObjectStore(s3_ch, account_id=info.account_id, region=info.region)
         try:
-            report = await validate_trail(objects, info, {k.fingerprint: k.value for k in keys.public_key_list},
-                                          start, end)
+            report = await validate_trail(
+                objects, info, {k.fingerprint: k.value for k in keys.public_key_list}, start, end
+            )
         except (AwsError, Unavailable) as exc:
             print(f"cannot read s3://{info.bucket}: {exc}", file=sys.stderr)
             return 2
@@ -349,16 +401,22 @@ async def _main(args: argparse.Namespace) -> int:
     digests_ok = len(report.of(VALID, "digest"))
     logs_ok = len(report.of(VALID, "log"))
     print(f"\nResults requested for {start:%Y-%m-%dT%H:%M:%SZ} to {end:%Y-%m-%dT%H:%M:%SZ}")
-    print(f"{digests_ok} digest files valid, {len([p for p in report.problems if p.kind == 'digest'])} "
-          f"digest files with problems")
-    print(f"{logs_ok} log files valid, {len([p for p in report.problems if p.kind == 'log'])} "
-          f"log files with problems, {len(report.of(PENDING))} not yet digested")
+    print(
+        f"{digests_ok} digest files valid, {len([p for p in report.problems if p.kind == 'digest'])} "
+        f"digest files with problems"
+    )
+    print(
+        f"{logs_ok} log files valid, {len([p for p in report.problems if p.kind == 'log'])} "
+        f"log files with problems, {len(report.of(PENDING))} not yet digested"
+    )
     return 1 if report.problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.trail.validate",
-                                     description="Validate a trail's CloudTrail log and digest files.")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.trail.validate",
+        description="Validate a trail's CloudTrail log and digest files.",
+    )
     parser.add_argument("--trail", required=True, help="trail name or ARN")
     parser.add_argument("--start", required=True, help="UTC start, e.g. 2026-01-01T00:00:00Z")
     parser.add_argument("--end", help="UTC end (default: now)")

@@ -19,8 +19,10 @@ from tests.stackctl import ACCOUNT_ID, REGION, Stack
 
 pytestmark = pytest.mark.timeout(300)
 
-LOG_KEY = re.compile(rf"^AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/(\d{{4}})/(\d{{2}})/(\d{{2}})/"
-                     rf"{ACCOUNT_ID}_CloudTrail_{REGION}_(\d{{8}}T\d{{4}}Z)_[A-Za-z0-9]{{16}}\.json\.gz$")
+LOG_KEY = re.compile(
+    rf"^AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/(\d{{4}})/(\d{{2}})/(\d{{2}})/"
+    rf"{ACCOUNT_ID}_CloudTrail_{REGION}_(\d{{8}}T\d{{4}}Z)_[A-Za-z0-9]{{16}}\.json\.gz$"
+)
 
 
 def wait_until(fn: Callable[[], Any], timeout: float = 20.0, every: float = 0.3) -> Any:
@@ -42,12 +44,31 @@ def trail_bucket(stack: Stack, name: str, *, prefix: str = "") -> str:
     s3 = stack.client("s3")
     s3.create_bucket(Bucket=name)
     path = f"{prefix}/AWSLogs/{ACCOUNT_ID}/*" if prefix else f"AWSLogs/{ACCOUNT_ID}/*"
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{name}"},
-        {"Sid": "AWSCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{name}/{path}",
-         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]}))
+    s3.put_bucket_policy(
+        Bucket=name,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "AWSCloudTrailAclCheck",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                        "Action": "s3:GetBucketAcl",
+                        "Resource": f"arn:aws:s3:::{name}",
+                    },
+                    {
+                        "Sid": "AWSCloudTrailWrite",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                        "Action": "s3:PutObject",
+                        "Resource": f"arn:aws:s3:::{name}/{path}",
+                        "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}},
+                    },
+                ],
+            }
+        ),
+    )
     return name
 
 
@@ -68,14 +89,16 @@ def log_records(stack: Stack, bucket: str, prefix: str = "AWSLogs/") -> dict[str
 
 # ------------------------------------------------------------------ event history
 
+
 def test_lookup_events_finds_a_kms_call(stack: Stack) -> None:
     ct, kms = stack.client("cloudtrail"), stack.client("kms")
     desc = unique("lookup")
     key = kms.create_key(Description=desc)["KeyMetadata"]
 
     def find() -> list[dict[str, Any]]:
-        events = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName",
-                                                     "AttributeValue": key["Arn"]}])["Events"]
+        events = ct.lookup_events(
+            LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}]
+        )["Events"]
         return [e for e in events if e["EventName"] == "CreateKey"]
 
     [event] = wait_until(find)
@@ -92,11 +115,18 @@ def test_lookup_events_finds_a_kms_call(stack: Stack) -> None:
     assert record["eventType"] == "AwsApiCall" and record["managementEvent"] is True
     assert record["eventCategory"] == "Management" and record["readOnly"] is False
     assert record["requestParameters"]["description"] == desc
-    for attr, value in (("EventId", event["EventId"]), ("EventName", "CreateKey"), ("Username", "root"),
-                        ("ResourceType", "AWS::KMS::Key"), ("EventSource", "kms.amazonaws.com"),
-                        ("AccessKeyId", stack.access_key_id), ("ReadOnly", "false")):
-        found = ct.lookup_events(LookupAttributes=[{"AttributeKey": attr, "AttributeValue": value}],
-                                 MaxResults=50)["Events"]
+    for attr, value in (
+        ("EventId", event["EventId"]),
+        ("EventName", "CreateKey"),
+        ("Username", "root"),
+        ("ResourceType", "AWS::KMS::Key"),
+        ("EventSource", "kms.amazonaws.com"),
+        ("AccessKeyId", stack.access_key_id),
+        ("ReadOnly", "false"),
+    ):
+        found = ct.lookup_events(
+            LookupAttributes=[{"AttributeKey": attr, "AttributeValue": value}], MaxResults=50
+        )["Events"]
         assert event["EventId"] in {e["EventId"] for e in found}, attr
 
 
@@ -104,13 +134,23 @@ def test_lookup_pagination_newest_first(stack: Stack) -> None:
     ct, kms = stack.client("cloudtrail"), stack.client("kms")
     for i in range(4):
         kms.create_key(Description=unique(f"page{i}"))
-    wait_until(lambda: len(ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName",
-                                                               "AttributeValue": "CreateKey"}])["Events"]) >= 4)
+    wait_until(
+        lambda: (
+            len(
+                ct.lookup_events(
+                    LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}]
+                )["Events"]
+            )
+            >= 4
+        )
+    )
     seen: list[dict[str, Any]] = []
     token = None
     for _ in range(3):
-        kwargs: dict[str, Any] = {"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}],
-                                  "MaxResults": 1}
+        kwargs: dict[str, Any] = {
+            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}],
+            "MaxResults": 1,
+        }
         if token:
             kwargs["NextToken"] = token
         page = ct.lookup_events(**kwargs)
@@ -119,9 +159,14 @@ def test_lookup_pagination_newest_first(stack: Stack) -> None:
         token = page["NextToken"]
     times = [e["EventTime"] for e in seen]
     assert times == sorted(times, reverse=True) and len({e["EventId"] for e in seen}) == 3
-    paged = [e for p in ct.get_paginator("lookup_events").paginate(
-        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}],
-        PaginationConfig={"PageSize": 2}) for e in p["Events"]]
+    paged = [
+        e
+        for p in ct.get_paginator("lookup_events").paginate(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateKey"}],
+            PaginationConfig={"PageSize": 2},
+        )
+        for e in p["Events"]
+    ]
     assert len(paged) == len({e["EventId"] for e in paged}) >= 4
 
 
@@ -129,11 +174,19 @@ def test_lookup_errors(stack: Stack) -> None:
     ct = stack.client("cloudtrail")
     now = datetime.now(timezone.utc)
     cases = [
-        ({"LookupAttributes": [{"AttributeKey": "ReadOnly", "AttributeValue": "maybe"}]},
-         ("InvalidLookupAttributesException",)),
-        ({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "A"},
-                               {"AttributeKey": "Bogus", "AttributeValue": "B"}]},
-         ("InvalidLookupAttributesException", "ValidationException")),
+        (
+            {"LookupAttributes": [{"AttributeKey": "ReadOnly", "AttributeValue": "maybe"}]},
+            ("InvalidLookupAttributesException",),
+        ),
+        (
+            {
+                "LookupAttributes": [
+                    {"AttributeKey": "EventName", "AttributeValue": "A"},
+                    {"AttributeKey": "Bogus", "AttributeValue": "B"},
+                ]
+            },
+            ("InvalidLookupAttributesException", "ValidationException"),
+        ),
         # the gateway checks the model's range (1-50) before the trail service does
         ({"MaxResults": 51}, ("InvalidMaxResultsException", "ValidationException")),
         ({"StartTime": now, "EndTime": now - timedelta(hours=1)}, ("InvalidTimeRangeException",)),
@@ -145,32 +198,52 @@ def test_lookup_errors(stack: Stack) -> None:
         assert error_code(exc) in codes, kwargs
         assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     # Only the first lookup attribute is honoured, as on AWS.
-    first_only = ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "NoSuchOp"},
-                                                    {"AttributeKey": "Username", "AttributeValue": "root"}])
+    first_only = ct.lookup_events(
+        LookupAttributes=[
+            {"AttributeKey": "EventName", "AttributeValue": "NoSuchOp"},
+            {"AttributeKey": "Username", "AttributeValue": "root"},
+        ]
+    )
     assert first_only["Events"] == []
 
 
 def test_lookup_events_with_the_cli(stack: Stack) -> None:
     kms = stack.client("kms")
     kms.create_key(Description=unique("cli"))
-    out = wait_until(lambda: stack.aws_json("cloudtrail", "lookup-events", "--lookup-attributes",
-                                            "AttributeKey=EventName,AttributeValue=CreateKey",
-                                            "--max-results", "5")["Events"])
+    out = wait_until(
+        lambda: stack.aws_json(
+            "cloudtrail",
+            "lookup-events",
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=CreateKey",
+            "--max-results",
+            "5",
+        )["Events"]
+    )
     assert all(e["EventName"] == "CreateKey" for e in out)
-    bad = stack.aws("cloudtrail", "lookup-events", "--lookup-attributes",
-                    "AttributeKey=ReadOnly,AttributeValue=perhaps", check=False)
+    bad = stack.aws(
+        "cloudtrail",
+        "lookup-events",
+        "--lookup-attributes",
+        "AttributeKey=ReadOnly,AttributeValue=perhaps",
+        check=False,
+    )
     assert bad.returncode != 0 and "InvalidLookupAttributesException" in bad.stderr
 
 
 def test_lookup_records_its_own_calls(stack: Stack) -> None:
     ct = stack.client("cloudtrail")
     ct.lookup_events(MaxResults=1)
-    events = wait_until(lambda: ct.lookup_events(LookupAttributes=[
-        {"AttributeKey": "EventSource", "AttributeValue": "cloudtrail.amazonaws.com"}])["Events"])
+    events = wait_until(
+        lambda: ct.lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "cloudtrail.amazonaws.com"}]
+        )["Events"]
+    )
     assert any(e["EventName"] == "LookupEvents" and e["ReadOnly"] == "true" for e in events)
 
 
 # ------------------------------------------------------------------ trails
+
 
 def test_trail_lifecycle_and_errors(stack: Stack) -> None:
     ct = stack.client("cloudtrail")
@@ -190,8 +263,12 @@ def test_trail_lifecycle_and_errors(stack: Stack) -> None:
         ct.create_trail(Name="x!", S3BucketName=bucket)
     assert error_code(exc) == "InvalidTrailNameException"
 
-    created = ct.create_trail(Name=name, S3BucketName=bucket, EnableLogFileValidation=True,
-                              TagsList=[{"Key": "team", "Value": "audit"}])
+    created = ct.create_trail(
+        Name=name,
+        S3BucketName=bucket,
+        EnableLogFileValidation=True,
+        TagsList=[{"Key": "team", "Value": "audit"}],
+    )
     assert created["TrailARN"] == arn and created["LogFileValidationEnabled"] is True
     assert created["IsMultiRegionTrail"] is False and created["IncludeGlobalServiceEvents"] is True
     with pytest.raises(ClientError) as exc:
@@ -226,8 +303,12 @@ def test_trail_lifecycle_and_errors(stack: Stack) -> None:
     assert [t["Key"] for t in ct.list_tags(ResourceIdList=[arn])["ResourceTagList"][0]["TagsList"]] == ["env"]
 
     ct.delete_trail(Name=name)
-    for call in (lambda: ct.get_trail(Name=name), lambda: ct.get_trail_status(Name=name),
-                 lambda: ct.start_logging(Name=name), lambda: ct.delete_trail(Name=name)):
+    for call in (
+        lambda: ct.get_trail(Name=name),
+        lambda: ct.get_trail_status(Name=name),
+        lambda: ct.start_logging(Name=name),
+        lambda: ct.delete_trail(Name=name),
+    ):
         with pytest.raises(ClientError) as exc:
             call()
         assert error_code(exc) == "TrailNotFoundException"
@@ -241,20 +322,36 @@ def test_event_and_insight_selectors(stack: Stack) -> None:
     [default] = ct.get_event_selectors(TrailName=name)["EventSelectors"]
     assert default["ReadWriteType"] == "All" and default["IncludeManagementEvents"] is True
     assert default.get("DataResources", []) == [] and default.get("ExcludeManagementEventSources", []) == []
-    put = ct.put_event_selectors(TrailName=name, EventSelectors=[{
-        "ReadWriteType": "WriteOnly", "IncludeManagementEvents": True,
-        "DataResources": [{"Type": "AWS::S3::Object", "Values": [f"arn:aws:s3:::{bucket}/"]}]}])
+    put = ct.put_event_selectors(
+        TrailName=name,
+        EventSelectors=[
+            {
+                "ReadWriteType": "WriteOnly",
+                "IncludeManagementEvents": True,
+                "DataResources": [{"Type": "AWS::S3::Object", "Values": [f"arn:aws:s3:::{bucket}/"]}],
+            }
+        ],
+    )
     assert put["EventSelectors"][0]["DataResources"][0]["Values"] == [f"arn:aws:s3:::{bucket}/"]
     assert ct.get_trail(Name=name)["Trail"]["HasCustomEventSelectors"] is True
     with pytest.raises(ClientError) as exc:
-        ct.put_event_selectors(TrailName=name, EventSelectors=[
-            {"DataResources": [{"Type": "AWS::Nope::Thing", "Values": ["arn:aws:s3"]}]}])
+        ct.put_event_selectors(
+            TrailName=name,
+            EventSelectors=[{"DataResources": [{"Type": "AWS::Nope::Thing", "Values": ["arn:aws:s3"]}]}],
+        )
     assert error_code(exc) == "InvalidEventSelectorsException"
     with pytest.raises(ClientError) as exc:
         ct.put_event_selectors(TrailName=name, EventSelectors=[{}] * 6)
     assert error_code(exc) == "InvalidEventSelectorsException"
-    adv = [{"Name": "writes", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]},
-                                                 {"Field": "readOnly", "Equals": ["false"]}]}]
+    adv = [
+        {
+            "Name": "writes",
+            "FieldSelectors": [
+                {"Field": "eventCategory", "Equals": ["Management"]},
+                {"Field": "readOnly", "Equals": ["false"]},
+            ],
+        }
+    ]
     assert ct.put_event_selectors(TrailName=name, AdvancedEventSelectors=adv)["AdvancedEventSelectors"] == adv
     got = ct.get_event_selectors(TrailName=name)
     assert got["AdvancedEventSelectors"] == adv and not got.get("EventSelectors")
@@ -294,24 +391,52 @@ def test_kms_encrypted_trail(stack: Stack) -> None:
         ct.create_trail(Name=unique("enc"), S3BucketName=bucket, KmsKeyId=plain_key["Arn"])
     assert error_code(exc) == "InsufficientEncryptionPolicyException"
     with pytest.raises(ClientError) as exc:
-        ct.create_trail(Name=unique("enc"), S3BucketName=bucket,
-                        KmsKeyId="arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000")
+        ct.create_trail(
+            Name=unique("enc"),
+            S3BucketName=bucket,
+            KmsKeyId="arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+        )
     assert error_code(exc) == "KmsKeyNotFoundException"
-    policy = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
-         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}, "Action": "kms:*", "Resource": "*"},
-        {"Sid": "Allow CloudTrail to encrypt logs", "Effect": "Allow",
-         "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": ["kms:GenerateDataKey*", "kms:DescribeKey"],
-         "Resource": "*", "Condition": {"StringLike": {
-             "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT_ID}:trail/*"}}}]}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "Allow CloudTrail to encrypt logs",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": ["kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:cloudtrail:arn": (
+                            f"arn:aws:cloudtrail:*:{ACCOUNT_ID}:trail/*"
+                        )
+                    }
+                },
+            },
+        ],
+    }
     key = kms.create_key(Description="trail key", Policy=json.dumps(policy))["KeyMetadata"]
     name = unique("enc")
     created = ct.create_trail(Name=name, S3BucketName=bucket, KmsKeyId=key["KeyId"])
     assert created["KmsKeyId"] == key["Arn"]
     ct.start_logging(Name=name)
     kms.describe_key(KeyId=key["KeyId"])
-    keys = wait_until(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-                               if "/CloudTrail/" in o["Key"]], timeout=30)
+    keys = wait_until(
+        lambda: [
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+            if "/CloudTrail/" in o["Key"]
+        ],
+        timeout=30,
+    )
     head = s3.head_object(Bucket=bucket, Key=keys[0])
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key["Arn"]
     body = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
@@ -333,6 +458,7 @@ def test_list_public_keys(stack: Stack) -> None:
         assert hashlib.md5(k["Value"]).hexdigest() == k["Fingerprint"]  # noqa: S324
         assert rsa.PublicKey.load_pkcs1(k["Value"], format="DER").n.bit_length() == 2048
     with pytest.raises(ClientError) as exc:
-        ct.list_public_keys(StartTime=datetime.now(timezone.utc),
-                            EndTime=datetime.now(timezone.utc) - timedelta(hours=1))
+        ct.list_public_keys(
+            StartTime=datetime.now(timezone.utc), EndTime=datetime.now(timezone.utc) - timedelta(hours=1)
+        )
     assert error_code(exc) == "InvalidTimeRangeException"

@@ -4,7 +4,9 @@
   restarts it; every call's event then appears exactly once in LookupEvents and exactly once
   in the delivered log files;
 * log file integrity: the AWS CLI's ``validate-logs`` accepts our digests; after tampering,
-  ``python -m services.trail.validate`` names every modified, deleted and forged file.
+  ``python -m services.trail.validate`` names every modified, deleted and forged file;
+* Insights (2-second buckets here): a burst of write calls yields an ApiCallRateInsight
+  Start event in event history and in the trail's CloudTrail-Insight log files.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[Stack]:
-    s = make_stack(STRONGROOM_TRAIL_DIGEST_SECONDS="3", STRONGROOM_TRAIL_DELIVERY_SECONDS="1")
+    s = make_stack(
+        STRONGROOM_TRAIL_DIGEST_SECONDS="3",
+        STRONGROOM_TRAIL_DELIVERY_SECONDS="1",
+        STRONGROOM_TRAIL_INSIGHT_BUCKET_SECONDS="2",
+        STRONGROOM_TRAIL_INSIGHT_MIN_HISTORY_BUCKETS="2",
+        STRONGROOM_TRAIL_INSIGHT_MIN_COUNT="8",
+    )
     try:
         s.start()
         yield s
@@ -117,9 +125,13 @@ def test_events_survive_trail_outage_exactly_once(own_stack: Stack) -> None:
 
     def lookup_all(event_name: str) -> list[dict[str, Any]]:
         try:
-            return [e for page in ct.get_paginator("lookup_events").paginate(
-                LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": event_name}])
-                for e in page["Events"]]
+            return [
+                e
+                for page in ct.get_paginator("lookup_events").paginate(
+                    LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": event_name}]
+                )
+                for e in page["Events"]
+            ]
         except ClientError as exc:  # the restarted trail service is still starting
             if exc.response["Error"]["Code"] != "ServiceUnavailable":
                 raise
@@ -128,16 +140,21 @@ def test_events_survive_trail_outage_exactly_once(own_stack: Stack) -> None:
     def encrypt_markers() -> Counter[str]:
         counts: Counter[str] = Counter()
         for e in lookup_all("Encrypt"):
-            ctx = (json.loads(e["CloudTrailEvent"]).get("requestParameters") or {}).get("encryptionContext") or {}
+            ctx = (json.loads(e["CloudTrailEvent"]).get("requestParameters") or {}).get(
+                "encryptionContext"
+            ) or {}
             if str(ctx.get("marker", "")).startswith(run):
                 counts[ctx["marker"]] += 1
         return counts
 
     counts = wait_until(lambda: (c := encrypt_markers()) and set(c) == set(markers) and c, timeout=90)
     assert set(counts) == set(markers) and all(n == 1 for n in counts.values()), counts
+
     def created() -> Counter[str]:
-        return Counter(str((json.loads(e["CloudTrailEvent"]).get("requestParameters") or {}).get("bucketName"))
-                       for e in lookup_all("CreateBucket"))
+        return Counter(
+            str((json.loads(e["CloudTrailEvent"]).get("requestParameters") or {}).get("bucketName"))
+            for e in lookup_all("CreateBucket")
+        )
 
     by_bucket = wait_until(lambda: (c := created()) and all(c[b] for b in buckets) and c, timeout=90)
     assert all(by_bucket[b] == 1 for b in buckets), by_bucket
@@ -163,9 +180,23 @@ def _key_time(digest_key: str) -> datetime:
 
 
 def _validate(stack: Stack, trail: str, start: datetime) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.trail.validate", "--trail", trail,
-                           "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--verbose"],
-                          cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.trail.validate",
+            "--trail",
+            trail,
+            "--start",
+            start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "--verbose",
+        ],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_tampered_files_are_named_by_the_validator(own_stack: Stack) -> None:
@@ -178,8 +209,11 @@ def test_tampered_files_are_named_by_the_validator(own_stack: Stack) -> None:
     ct.start_logging(Name=trail)
 
     def digest_keys() -> list[str]:
-        return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="AWSLogs/").get("Contents", [])
-                      if "/CloudTrail-Digest/" in o["Key"])
+        return sorted(
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix="AWSLogs/").get("Contents", [])
+            if "/CloudTrail-Digest/" in o["Key"]
+        )
 
     def digests_with_logs() -> list[tuple[str, list[str]]]:
         out = []
@@ -195,30 +229,50 @@ def test_tampered_files_are_named_by_the_validator(own_stack: Stack) -> None:
         return found if len(found) >= 4 and all(logs for _, logs in found[:3]) else None
 
     chain = wait_until(enough, timeout=120, every=1.0)
-    assert all(k.endswith(".json.gz") and f"_CloudTrail-Digest_{REGION}_{trail}_{REGION}_" in k for k, _ in chain)
+    assert all(
+        k.endswith(".json.gz") and f"_CloudTrail-Digest_{REGION}_{trail}_{REGION}_" in k for k, _ in chain
+    )
     head = s3.head_object(Bucket=bucket, Key=chain[0][0])
-    assert head["Metadata"]["signature-algorithm"] == "SHA256withRSA" and len(head["Metadata"]["signature"]) == 512
+    assert (
+        head["Metadata"]["signature-algorithm"] == "SHA256withRSA"
+        and len(head["Metadata"]["signature"]) == 512
+    )
 
     ok = _validate(stack, trail, start)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     # The AWS CLI's own validator agrees.
-    cli = stack.aws("cloudtrail", "validate-logs", "--trail-arn", arn, "--start-time",
-                    start.strftime("%Y-%m-%dT%H:%M:%SZ"), check=False)
+    cli = stack.aws(
+        "cloudtrail",
+        "validate-logs",
+        "--trail-arn",
+        arn,
+        "--start-time",
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        check=False,
+    )
     assert cli.returncode == 0 and "INVALID" not in cli.stdout + cli.stderr, cli.stdout + cli.stderr
 
-    (d0, logs0), (d1, logs1), (d2, logs2) = chain[0], chain[1], chain[2]
+    (d0, _), (d1, logs1), (d2, logs2) = chain[0], chain[1], chain[2]
     # A forged file must claim a time that a later digest would certainly have covered: log file
     # names carry minutes, so keep the chain growing until the newest digest ends > 1 min later.
     forged_at = _key_time(d2) - timedelta(seconds=1)
-    wait_until(lambda: kms.list_keys() and _key_time(digest_keys()[-1]) >= forged_at.replace(second=0)
-               + timedelta(seconds=62), timeout=150, every=1.0)
+    wait_until(
+        lambda: (
+            kms.list_keys()
+            and _key_time(digest_keys()[-1]) >= forged_at.replace(second=0) + timedelta(seconds=62)
+        ),
+        timeout=150,
+        every=1.0,
+    )
     modified_log, deleted_log = logs2[0], logs1[0]
     body = json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=modified_log)["Body"].read()))
     body["Records"][0]["sourceIPAddress"] = "203.0.113.66"
     s3.put_object(Bucket=bucket, Key=modified_log, Body=gzip.compress(json.dumps(body).encode()))
     s3.delete_object(Bucket=bucket, Key=deleted_log)
-    forged_log = (f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/{forged_at:%Y/%m/%d}/"
-                  f"{ACCOUNT_ID}_CloudTrail_{REGION}_{forged_at:%Y%m%dT%H%MZ}_F0rgedF0rgedF0rg.json.gz")
+    forged_log = (
+        f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/{forged_at:%Y/%m/%d}/"
+        f"{ACCOUNT_ID}_CloudTrail_{REGION}_{forged_at:%Y%m%dT%H%MZ}_F0rgedF0rgedF0rg.json.gz"
+    )
     s3.put_object(Bucket=bucket, Key=forged_log, Body=gzip.compress(b'{"Records":[]}'))
     doc = json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=d1)["Body"].read()))
     doc["newestEventTime"] = "2000-01-01T00:00:00Z"
@@ -240,4 +294,46 @@ def test_tampered_files_are_named_by_the_validator(own_stack: Stack) -> None:
     assert status_of(forged_log).startswith("FORGED")
     assert status_of(d1).startswith("MODIFIED")
     assert status_of(d0).startswith("DELETED")
+    ct.stop_logging(Name=trail)
+
+
+def test_insights_from_a_burst_of_writes(own_stack: Stack) -> None:
+    stack = own_stack
+    ct, kms, s3 = stack.client("cloudtrail"), stack.client("kms"), stack.client("s3")
+    bucket = trail_bucket(stack, f"insights-{uuid.uuid4().hex[:8]}")
+    trail = f"insights-{uuid.uuid4().hex[:6]}"
+    ct.create_trail(Name=trail, S3BucketName=bucket)
+    ct.put_insight_selectors(TrailName=trail, InsightSelectors=[{"InsightType": "ApiCallRateInsight"}])
+    ct.start_logging(Name=trail)
+    key_id = kms.create_key(Description="insights")["KeyMetadata"]["KeyId"]
+    for _ in range(3):  # a quiet baseline
+        kms.update_key_description(KeyId=key_id, Description="quiet")
+        time.sleep(2)
+    for i in range(40):  # the burst
+        kms.update_key_description(KeyId=key_id, Description=f"burst {i}")
+
+    def insights() -> list[dict[str, Any]]:
+        return [
+            json.loads(e["CloudTrailEvent"])
+            for e in ct.lookup_events(
+                EventCategory="insight",
+                LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "UpdateKeyDescription"}],
+            )["Events"]
+        ]
+
+    found = wait_until(lambda: [r for r in insights() if r["insightDetails"]["state"] == "Start"], timeout=60)
+    details = found[0]["insightDetails"]
+    assert details["insightType"] == "ApiCallRateInsight" and details["eventSource"] == "kms.amazonaws.com"
+    assert found[0]["eventType"] == "AwsCloudTrailInsight" and found[0]["eventCategory"] == "Insight"
+
+    def insight_files() -> list[str]:
+        return [
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix="AWSLogs/").get("Contents", [])
+            if "/CloudTrail-Insight/" in o["Key"]
+        ]
+
+    keys = wait_until(insight_files, timeout=30)
+    records = json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read()))["Records"]
+    assert any(r["insightDetails"]["state"] == "Start" for r in records)
     ct.stop_logging(Name=trail)

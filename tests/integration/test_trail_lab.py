@@ -35,13 +35,20 @@ def test_task5_sse_kms_upload_shows_up_in_delivered_logs(stack: Stack, tmp_path:
     kms.create_alias(AliasName=f"alias/myFirstKey-{suffix}", TargetKeyId=key["KeyId"])
     image = f"Eiffel-{suffix}.jpg"
     uploaded = time.monotonic()
-    s3.put_object(Bucket=bucket, Key=image, Body=b"\xff\xd8\xff" + b"jpeg" * 4000,
-                  ServerSideEncryption="aws:kms", SSEKMSKeyId=key["KeyId"])
+    s3.put_object(
+        Bucket=bucket,
+        Key=image,
+        Body=b"\xff\xd8\xff" + b"jpeg" * 4000,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key["KeyId"],
+    )
     interval = float(stack.env["STRONGROOM_TRAIL_DELIVERY_SECONDS"])
     today = datetime.now(timezone.utc)
     prefix = f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/{today:%Y/%m/%d}/"
-    name_re = re.compile(rf"^{re.escape(prefix)}{ACCOUNT_ID}_CloudTrail_{REGION}_\d{{8}}T\d{{4}}Z_[A-Za-z0-9]{{16}}"
-                         r"\.json\.gz$")
+    name_re = re.compile(
+        rf"^{re.escape(prefix)}{ACCOUNT_ID}_CloudTrail_{REGION}_\d{{8}}T\d{{4}}Z_[A-Za-z0-9]{{16}}"
+        r"\.json\.gz$"
+    )
 
     def find() -> tuple[str, dict[str, Any]] | None:
         for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
@@ -49,7 +56,8 @@ def test_task5_sse_kms_upload_shows_up_in_delivered_logs(stack: Stack, tmp_path:
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             for record in json.loads(gzip.decompress(body))["Records"]:
                 if record["eventName"] == "GenerateDataKey" and any(
-                        r.get("ARN") == key["Arn"] for r in record.get("resources", [])):
+                    r.get("ARN") == key["Arn"] for r in record.get("resources", [])
+                ):
                     return obj["Key"], record
         return None
 

@@ -24,6 +24,7 @@ Unambiguous: ``{"a": "bc"}`` and ``{"ab": "c"}`` encode differently.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,18 +48,34 @@ class CiphertextHeader:
     nonce: bytes
 
     def pack(self) -> bytes:
-        return (MAGIC + bytes([FORMAT]) + uuid.UUID(self.key_id).bytes
-                + bytes.fromhex(self.material_id) + self.nonce)
+        return _prefix(self.key_id, self.material_id) + self.nonce
 
     @classmethod
     def parse(cls, blob: bytes) -> CiphertextHeader:
         if len(blob) < OVERHEAD or blob[:3] != MAGIC or blob[3] != FORMAT:
             raise CiphertextFormatError("not a Strongroom ciphertext")
-        return cls(key_id=str(uuid.UUID(bytes=blob[4:20])), material_id=blob[20:52].hex(),
-                   nonce=blob[52:64])
+        key_id, material_id = _ids(blob[4:52])
+        return cls(key_id=key_id, material_id=material_id, nonce=blob[52:64])
+
+
+# Both directions are pure functions of a few hundred distinct (key, material) pairs in
+# practice: memoised, as every Encrypt and Decrypt runs one of them.
+@functools.lru_cache(maxsize=4096)
+def _prefix(key_id: str, material_id: str) -> bytes:
+    return MAGIC + bytes([FORMAT]) + uuid.UUID(key_id).bytes + bytes.fromhex(material_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ids(raw: bytes) -> tuple[str, str]:
+    return str(uuid.UUID(bytes=raw[:16])), raw[16:48].hex()
+
+
+_EMPTY_CONTEXT = (0).to_bytes(2, "big")
 
 
 def encode_context(context: Mapping[str, str]) -> bytes:
+    if not context:
+        return _EMPTY_CONTEXT
     items = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in context.items())
     out = [len(items).to_bytes(2, "big")]
     for k, v in items:

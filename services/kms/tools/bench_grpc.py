@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -39,6 +40,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
+    """(user, system) seconds per thread, keyed by "name:tid"."""
+    out: dict[str, tuple[float, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[f"{name}:{tid}"] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return out
+
+
 def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
     from services.kms.testing import softhsm_token
 
@@ -46,7 +61,13 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
         import grpc
 
         from common.config import Settings
-        from common.grpc_server import make_server
+        try:
+            from common.grpc_server import make_server
+        except ImportError:  # an older tree (A/B runs against a checkout of an earlier commit)
+            from common.grpc_server import GRPC_OPTIONS, ErrorInterceptor
+
+            def make_server() -> Any:
+                return grpc.aio.server(interceptors=[ErrorInterceptor()], options=GRPC_OPTIONS)
         from services.kms.api import register
         from services.kms.hsm.pkcs11 import Pkcs11Hsm
         from services.kms.service import KmsService
@@ -83,10 +104,27 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
                 loop = asyncio.get_running_loop()
                 conn.send(port)
                 profiler: cProfile.Profile | None = None
+                gc_stats: dict[str, float] = {}
+                started: list[float] = [0.0]
+
+                def on_gc(phase: str, info: dict[str, int]) -> None:
+                    if phase == "start":
+                        started[0] = time.thread_time()
+                        return
+                    gen = f"gen{info['generation']}"
+                    gc_stats[gen + " count"] = gc_stats.get(gen + " count", 0) + 1
+                    gc_stats[gen + " seconds"] = gc_stats.get(gen + " seconds", 0.0) + time.thread_time() - started[0]
                 while True:
                     msg = await loop.run_in_executor(None, conn.recv)
                     if msg == "stop":
                         break
+                    if msg == "gc-on":
+                        gc_stats.clear()
+                        gc.callbacks.append(on_gc)
+                    elif msg == "gc-off":
+                        gc.callbacks.remove(on_gc)
+                        conn.send(dict(gc_stats))
+                        continue
                     if msg == "profile-on":
                         profiler = cProfile.Profile()
                         profiler.enable()
@@ -180,14 +218,28 @@ async def _drive(args: argparse.Namespace) -> None:
                 await asyncio.gather(*(worker(i, max(1, per // 4)) for i in range(args.concurrency)))
                 if args.profile:
                     await control("profile-on")
+                if args.gc_stats:
+                    await control("gc-on")
+                th0 = _thread_cpu(proc.pid)
                 c0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
                 await asyncio.gather(*(worker(i, per) for i in range(args.concurrency)))
                 c1, t1 = _cpu_seconds(proc.pid), time.perf_counter()
+                th1 = _thread_cpu(proc.pid)
                 if args.profile:
                     await control(("profile-off", f"{args.profile}.{op}"))
                 n = per * args.concurrency
+                if args.gc_stats:
+                    parent.send("gc-off")
+                    stats = await loop.run_in_executor(None, parent.recv)
+                    print("   gc: " + ", ".join(
+                        f"{k} {v * 1e6 / n:.1f} us/call" if k.endswith("seconds") else f"{k} {v:.0f}"
+                        for k, v in sorted(stats.items())), flush=True)
                 print(f"{op:16s} server CPU {1e6 * (c1 - c0) / n:7.0f} us/call   "
                       f"({n / (t1 - t0):6.0f} calls/s, c={args.concurrency}, n={n})", flush=True)
+                if args.threads:
+                    print("   threads (user+sys us/call): " + ", ".join(
+                        f"{k}={1e6 * (u - th0.get(k, (0, 0))[0]) / n:.0f}+{1e6 * (y - th0.get(k, (0, 0))[1]) / n:.0f}"
+                        for k, (u, y) in th1.items() if (u, y) != th0.get(k, (0, 0))), flush=True)
     finally:
         with contextlib.suppress(Exception):
             parent.send("stop")
@@ -205,6 +257,8 @@ def main() -> int:
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--outbox", action="store_true", help="durable outbox to a stub trail")
     parser.add_argument("--uvloop", action="store_true", help="run the server on uvloop (if installed)")
+    parser.add_argument("--threads", action="store_true", help="server CPU per thread")
+    parser.add_argument("--gc-stats", action="store_true", help="time the server's garbage collections")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server's measured window")
     args = parser.parse_args()
     asyncio.run(_drive(args))

@@ -58,27 +58,42 @@ class _KmsClient:
 class KmsKeyService:
     """The trail's KmsKeyId: resolve it, check its state and read its key policy."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, account_id: str, region: str, timeout: float = 15.0) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, *, account_id: str, region: str, timeout: float = 15.0
+    ) -> None:
         self._kms = _KmsClient(channel, account_id=account_id, region=region, timeout=timeout)
 
     async def describe_key(self, key_id: str) -> KeyInfo:
         pb = self._kms._pb
         resp = await self._kms.call("DescribeKey", pb.DescribeKeyRequest(key_id=key_id))
         md = resp.key_metadata  # type: ignore[attr-defined]
-        return KeyInfo(arn=md.arn, key_state=md.key_state, key_usage=md.key_usage,
-                       key_spec=md.key_spec or md.customer_master_key_spec)
+        return KeyInfo(
+            arn=md.arn,
+            key_state=md.key_state,
+            key_usage=md.key_usage,
+            key_spec=md.key_spec or md.customer_master_key_spec,
+        )
 
     async def get_key_policy(self, key_arn: str) -> str:
         pb = self._kms._pb
-        resp = await self._kms.call("GetKeyPolicy", pb.GetKeyPolicyRequest(key_id=key_arn, policy_name="default"))
+        resp = await self._kms.call(
+            "GetKeyPolicy", pb.GetKeyPolicyRequest(key_id=key_arn, policy_name="default")
+        )
         return str(resp.policy)  # type: ignore[attr-defined]
 
 
 class KmsDigestSigner:
     """SHA256withRSA with an HSM-held KMS key, created on first use."""
 
-    def __init__(self, channel: grpc.aio.Channel, store: TrailStore, *, account_id: str, region: str,
-                 timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        store: TrailStore,
+        *,
+        account_id: str,
+        region: str,
+        timeout: float = 15.0,
+    ) -> None:
         self._kms = _KmsClient(channel, account_id=account_id, region=region, timeout=timeout)
         self._store = store
         self._key_arn: str | None = None
@@ -87,17 +102,28 @@ class KmsDigestSigner:
 
     def _policy(self) -> str:
         account = self._kms.account_id
-        return json.dumps({
-            "Version": "2012-10-17",
-            "Id": "strongroom-cloudtrail-digest-signing",
-            "Statement": [
-                {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
-                 "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"},
-                {"Sid": "CloudTrail signs digest files", "Effect": "Allow",
-                 "Principal": {"Service": CLOUDTRAIL},
-                 "Action": ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"], "Resource": "*"},
-            ],
-        })
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Id": "strongroom-cloudtrail-digest-signing",
+                "Statement": [
+                    {
+                        "Sid": "Enable IAM User Permissions",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "CloudTrail signs digest files",
+                        "Effect": "Allow",
+                        "Principal": {"Service": CLOUDTRAIL},
+                        "Action": ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"],
+                        "Resource": "*",
+                    },
+                ],
+            }
+        )
 
     async def _ensure(self) -> str:
         if self._key_arn and self._public:
@@ -108,11 +134,17 @@ class KmsDigestSigner:
             pb = self._kms._pb
             arn = await self._store.setting(DIGEST_KEY_SETTING)
             if not arn:
-                resp = await self._kms.call("CreateKey", pb.CreateKeyRequest(
-                    key_spec="RSA_2048", key_usage="SIGN_VERIFY", policy=self._policy(),
-                    description="CloudTrail log file integrity validation: signs digest files "
-                                "(managed by the Strongroom trail service)",
-                    tags=[pb.Tag(tag_key="strongroom:managed-by", tag_value="cloudtrail")]))
+                resp = await self._kms.call(
+                    "CreateKey",
+                    pb.CreateKeyRequest(
+                        key_spec="RSA_2048",
+                        key_usage="SIGN_VERIFY",
+                        policy=self._policy(),
+                        description="CloudTrail log file integrity validation: signs digest files "
+                        "(managed by the Strongroom trail service)",
+                        tags=[pb.Tag(tag_key="strongroom:managed-by", tag_value="cloudtrail")],
+                    ),
+                )
                 arn = str(resp.key_metadata.arn)  # type: ignore[attr-defined]
                 await self._store.set_setting(DIGEST_KEY_SETTING, arn)
                 log.info("digest_signing_key_created", key_arn=arn)
@@ -133,9 +165,15 @@ class KmsDigestSigner:
         arn = await self._ensure()
         pb = self._kms._pb
         try:
-            resp = await self._kms.call("Sign", pb.SignRequest(
-                key_id=arn, message=message, message_type="RAW",
-                signing_algorithm="RSASSA_PKCS1_V1_5_SHA_256"))
+            resp = await self._kms.call(
+                "Sign",
+                pb.SignRequest(
+                    key_id=arn,
+                    message=message,
+                    message_type="RAW",
+                    signing_algorithm="RSASSA_PKCS1_V1_5_SHA_256",
+                ),
+            )
         except AwsError as exc:
             if exc.code in ("NotFoundException", "KMSInvalidStateException", "DisabledException"):
                 # The key is gone or unusable: forget it; the next digest starts a new key.

@@ -33,8 +33,9 @@ def _translate(exc: grpc.aio.AioRpcError) -> Exception:
 
 
 class S3GrpcObjectStore:
-    def __init__(self, channel: grpc.aio.Channel, *, account_id: str, region: str,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, *, account_id: str, region: str, timeout: float = 30.0
+    ) -> None:
         from strongroom.s3.v1 import s3_pb2, s3_pb2_grpc
 
         self._pb = s3_pb2
@@ -47,8 +48,9 @@ class S3GrpcObjectStore:
 
     async def get_bucket_policy(self, bucket: str) -> str | None:
         try:
-            resp = await self._stub.GetBucketPolicy(self._pb.GetBucketPolicyRequest(bucket=bucket),
-                                                    metadata=self._owner_md, timeout=self._timeout)
+            resp = await self._stub.GetBucketPolicy(
+                self._pb.GetBucketPolicyRequest(bucket=bucket), metadata=self._owner_md, timeout=self._timeout
+            )
         except grpc.aio.AioRpcError as exc:
             err = _translate(exc)
             if isinstance(err, AwsError) and err.code == "NoSuchBucketPolicy":
@@ -59,17 +61,25 @@ class S3GrpcObjectStore:
     async def check_bucket_acl_access(self, bucket: str, *, source_arn: str, source_account: str) -> None:
         try:
             await self._stub.GetBucketAcl(
-                self._pb.GetBucketAclRequest(bucket=bucket, source_arn=source_arn, source_account=source_account),
-                metadata=self._service_md, timeout=self._timeout)
+                self._pb.GetBucketAclRequest(
+                    bucket=bucket, source_arn=source_arn, source_account=source_account
+                ),
+                metadata=self._service_md,
+                timeout=self._timeout,
+            )
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from None
 
     async def put_object(self, request: PutRequest) -> None:
         pb = self._pb
         header: dict[str, Any] = {
-            "bucket": request.bucket, "key": request.key, "acl": "bucket-owner-full-control",
-            "content_type": request.content_type, "content_length": len(request.body),
-            "source_arn": request.source_arn, "source_account": request.source_account,
+            "bucket": request.bucket,
+            "key": request.key,
+            "acl": "bucket-owner-full-control",
+            "content_type": request.content_type,
+            "content_length": len(request.body),
+            "source_arn": request.source_arn,
+            "source_account": request.source_account,
         }
         if request.content_encoding:
             header["content_encoding"] = request.content_encoding
@@ -78,7 +88,8 @@ class S3GrpcObjectStore:
             header["ssekms_key_id"] = request.kms_key_id
             if request.encryption_context:
                 header["ssekms_encryption_context"] = base64.b64encode(
-                    json.dumps(dict(request.encryption_context), separators=(",", ":")).encode()).decode()
+                    json.dumps(dict(request.encryption_context), separators=(",", ":")).encode()
+                ).decode()
         first = pb.PutObjectRequest(**header)
         if request.metadata:
             first.metadata.update(dict(request.metadata))
@@ -93,7 +104,7 @@ class S3GrpcObjectStore:
             first.body_chunk = body[:CHUNK]
             yield first
             for i in range(CHUNK, len(body), CHUNK):
-                chunk = body[i:i + CHUNK]
+                chunk = body[i : i + CHUNK]
                 yield pb.PutObjectRequest(body_chunk=chunk, body_complete=i + CHUNK >= len(body))
 
         try:
@@ -106,8 +117,11 @@ class S3GrpcObjectStore:
         metadata: dict[str, str] = {}
         first = True
         try:
-            call = self._stub.GetObject(self._pb.GetObjectRequest(bucket=bucket, key=key),
-                                        metadata=self._owner_md, timeout=self._timeout)
+            call = self._stub.GetObject(
+                self._pb.GetObjectRequest(bucket=bucket, key=key),
+                metadata=self._owner_md,
+                timeout=self._timeout,
+            )
             async for msg in call:
                 if first:
                     metadata = dict(msg.metadata)

@@ -42,7 +42,7 @@ HASH_ALGORITHM = "SHA-256"
 class LogFileEntry:
     s3_bucket: str
     s3_object: str
-    hash_value: str           # hex SHA-256 of the uncompressed log file
+    hash_value: str  # hex SHA-256 of the uncompressed log file
     oldest_event_time: str | None
     newest_event_time: str | None
 
@@ -51,8 +51,8 @@ class LogFileEntry:
 class PreviousDigest:
     s3_bucket: str
     s3_object: str
-    hash_value: str           # hex SHA-256 of the previous uncompressed digest file
-    signature: str            # its hex signature
+    hash_value: str  # hex SHA-256 of the previous uncompressed digest file
+    signature: str  # its hex signature
 
 
 def sha256_hex(data: bytes) -> str:
@@ -63,9 +63,17 @@ def fingerprint(public_key_pkcs1_der: bytes) -> str:
     return hashlib.md5(public_key_pkcs1_der).hexdigest()  # noqa: S324 - AWS's fingerprint format
 
 
-def build_digest(*, account_id: str, start: str, end: str, bucket: str, key: str,
-                 key_fingerprint: str, logs: Sequence[LogFileEntry],
-                 previous: PreviousDigest | None) -> bytes:
+def build_digest(
+    *,
+    account_id: str,
+    start: str,
+    end: str,
+    bucket: str,
+    key: str,
+    key_fingerprint: str,
+    logs: Sequence[LogFileEntry],
+    previous: PreviousDigest | None,
+) -> bytes:
     """The uncompressed digest file (UTF-8 JSON, keys in AWS's order)."""
     times_old = [e.oldest_event_time for e in logs if e.oldest_event_time]
     times_new = [e.newest_event_time for e in logs if e.newest_event_time]
@@ -85,25 +93,37 @@ def build_digest(*, account_id: str, start: str, end: str, bucket: str, key: str
         "previousDigestHashAlgorithm": HASH_ALGORITHM if previous else None,
         "previousDigestSignature": previous.signature if previous else None,
         "logFiles": [
-            {"s3Bucket": e.s3_bucket, "s3Object": e.s3_object, "hashValue": e.hash_value,
-             "hashAlgorithm": HASH_ALGORITHM, "newestEventTime": e.newest_event_time,
-             "oldestEventTime": e.oldest_event_time}
+            {
+                "s3Bucket": e.s3_bucket,
+                "s3Object": e.s3_object,
+                "hashValue": e.hash_value,
+                "hashAlgorithm": HASH_ALGORITHM,
+                "newestEventTime": e.newest_event_time,
+                "oldestEventTime": e.oldest_event_time,
+            }
             for e in logs
         ],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def string_to_sign(*, end: str, bucket: str, key: str, digest_body: bytes,
-                   previous_signature: str | None) -> bytes:
-    return (f"{end}\n{bucket}/{key}\n{sha256_hex(digest_body)}\n"
-            f"{previous_signature if previous_signature is not None else 'null'}").encode()
+def string_to_sign(
+    *, end: str, bucket: str, key: str, digest_body: bytes, previous_signature: str | None
+) -> bytes:
+    return (
+        f"{end}\n{bucket}/{key}\n{sha256_hex(digest_body)}\n"
+        f"{previous_signature if previous_signature is not None else 'null'}"
+    ).encode()
 
 
 def string_to_sign_of(digest: dict[str, Any], digest_body: bytes) -> bytes:
-    return string_to_sign(end=str(digest["digestEndTime"]), bucket=str(digest["digestS3Bucket"]),
-                          key=str(digest["digestS3Object"]), digest_body=digest_body,
-                          previous_signature=digest.get("previousDigestSignature"))
+    return string_to_sign(
+        end=str(digest["digestEndTime"]),
+        bucket=str(digest["digestS3Bucket"]),
+        key=str(digest["digestS3Object"]),
+        digest_body=digest_body,
+        previous_signature=digest.get("previousDigestSignature"),
+    )
 
 
 def public_key_from_pkcs1(der: bytes) -> rsa.RSAPublicKey:
@@ -128,15 +148,15 @@ def _pkcs1_to_spki(der: bytes) -> bytes:
     b64 = base64.encodebytes(der).decode()
     pem = f"-----BEGIN RSA PUBLIC KEY-----\n{b64}-----END RSA PUBLIC KEY-----\n".encode()
     key = serialization.load_pem_public_key(pem)
-    return key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def verify_signature(public_key_pkcs1_der: bytes, message: bytes, signature_hex: str) -> bool:
     try:
         signature = bytes.fromhex(signature_hex)
         public_key_from_pkcs1(public_key_pkcs1_der).verify(
-            signature, message, padding.PKCS1v15(), hashes.SHA256())
+            signature, message, padding.PKCS1v15(), hashes.SHA256()
+        )
     except (ValueError, InvalidSignature):
         return False
     return True

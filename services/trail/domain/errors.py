@@ -57,13 +57,16 @@ class TrailError(AwsError):
     grpc_status = "INVALID_ARGUMENT"
 
 
-ERRORS: dict[str, type[AwsError]] = {
-    code: error_class(code, 400, base=TrailError) for code in _CODES
-}
+ERRORS: dict[str, type[AwsError]] = {code: error_class(code, 400, base=TrailError) for code in _CODES}
 
 # Not-found style errors cross gRPC as NOT_FOUND (still HTTP 400 on the AWS wire).
-for _code in ("TrailNotFoundException", "ResourceNotFoundException", "S3BucketDoesNotExistException",
-              "KmsKeyNotFoundException", "InsightNotEnabledException"):
+for _code in (
+    "TrailNotFoundException",
+    "ResourceNotFoundException",
+    "S3BucketDoesNotExistException",
+    "KmsKeyNotFoundException",
+    "InsightNotEnabledException",
+):
     ERRORS[_code] = error_class(_code, 400, grpc_status="NOT_FOUND", base=TrailError)
 for _code in ("TrailAlreadyExistsException",):
     ERRORS[_code] = error_class(_code, 400, grpc_status="ALREADY_EXISTS", base=TrailError)

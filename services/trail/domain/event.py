@@ -9,9 +9,11 @@ re-serialises a record: log files and ``CloudTrailEvent`` carry the sender's JSO
 | EventId | ``eventID`` |
 | EventName / EventSource | ``eventName`` / ``eventSource`` |
 | ReadOnly | ``readOnly`` ("true" / "false") |
-| Username | Root: ``root``; IAMUser: ``userName``; AssumedRole / FederatedUser: the session name (last part of the ARN); AWSService: ``invokedBy`` |
+| Username | Root: ``root``; IAMUser: ``userName``; AssumedRole / FederatedUser: the |
+|          | session name (last part of the ARN); AWSService: ``invokedBy`` |
 | AccessKeyId | ``userIdentity.accessKeyId`` |
-| ResourceType / ResourceName | ``resources[].type`` / ``resources[].ARN`` (S3 buckets by name, as AWS shows them) |
+| ResourceType / ResourceName | ``resources[].type`` / ``resources[].ARN`` (S3 buckets also |
+|                             | by name, as AWS shows them) |
 
 Record contents: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html
 """
@@ -35,8 +37,8 @@ class InvalidRecord(ValueError):
 @dataclass(frozen=True, slots=True)
 class LookupResource:
     type: str
-    name: str        # what LookupEvents returns as ResourceName
-    arn: str         # the record's ARN (also matched by ResourceName lookups)
+    name: str  # what LookupEvents returns as ResourceName
+    arn: str  # the record's ARN (also matched by ResourceName lookups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +50,11 @@ class IndexedEvent:
     read_only: bool | None
     username: str | None
     access_key_id: str | None
-    category: str            # Management | Data | Insight
+    category: str  # Management | Data | Insight
     error_code: str | None
     resources: tuple[LookupResource, ...]
-    body: str                # the record as JSON text, exactly as received
-    record: dict[str, Any]   # the decoded record (selector matching, insights)
+    body: str  # the record as JSON text, exactly as received
+    record: dict[str, Any]  # the decoded record (selector matching, insights)
 
 
 def parse_event_time(text: str) -> int:
@@ -98,7 +100,7 @@ def lookup_resources(record: dict[str, Any]) -> tuple[LookupResource, ...]:
             continue
         name = arn
         if rtype == "AWS::S3::Bucket" and arn.startswith("arn:aws:s3:::"):
-            name = arn[len("arn:aws:s3:::"):]
+            name = arn[len("arn:aws:s3:::") :]
         out.append(LookupResource(type=rtype, name=name, arn=arn))
     return tuple(out)
 
@@ -135,11 +137,15 @@ def index_record(body: str, expected_event_id: str | None = None) -> IndexedEven
     identity = record.get("userIdentity")
     akid = identity.get("accessKeyId") if isinstance(identity, dict) else None
     read_only = record.get("readOnly")
+    named = record
+    insight = record.get("insightDetails")
+    if isinstance(insight, dict) and "eventName" not in record:
+        named = insight  # Insights events name the API inside insightDetails
     return IndexedEvent(
         event_id=event_id,
         event_time_ms=time_ms,
-        event_name=str(record.get("eventName") or ""),
-        event_source=str(record.get("eventSource") or ""),
+        event_name=str(named.get("eventName") or ""),
+        event_source=str(named.get("eventSource") or ""),
         read_only=read_only if isinstance(read_only, bool) else None,
         username=username_of(identity if isinstance(identity, dict) else None),
         access_key_id=str(akid) if akid else None,

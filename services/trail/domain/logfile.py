@@ -41,16 +41,16 @@ def _prefixed(prefix: str, key: str) -> str:
     return f"{prefix}/{key}" if prefix else key
 
 
-def log_file_key(*, prefix: str, account_id: str, region: str, when: datetime, unique: str,
-                 kind: str = "CloudTrail") -> str:
+def log_file_key(
+    *, prefix: str, account_id: str, region: str, when: datetime, unique: str, kind: str = "CloudTrail"
+) -> str:
     """``kind`` is ``CloudTrail`` (events) or ``CloudTrail-Insight``."""
     t = _utc(when)
     name = f"{account_id}_{kind}_{region}_{t:%Y%m%dT%H%MZ}_{unique}.json.gz"
     return _prefixed(prefix, f"AWSLogs/{account_id}/{kind}/{region}/{t:%Y/%m/%d}/{name}")
 
 
-def digest_file_key(*, prefix: str, account_id: str, region: str, trail_name: str,
-                    end: datetime) -> str:
+def digest_file_key(*, prefix: str, account_id: str, region: str, trail_name: str, end: datetime) -> str:
     t = _utc(end)
     name = f"{account_id}_CloudTrail-Digest_{region}_{trail_name}_{region}_{t:%Y%m%dT%H%M%SZ}.json.gz"
     return _prefixed(prefix, f"AWSLogs/{account_id}/CloudTrail-Digest/{region}/{t:%Y/%m/%d}/{name}")

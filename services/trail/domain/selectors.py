@@ -27,15 +27,30 @@ MAX_DATA_RESOURCE_VALUES = 250
 MAX_ADVANCED_SELECTORS = 500
 READ_WRITE_TYPES = ("ReadOnly", "WriteOnly", "All")
 DATA_RESOURCE_TYPES = ("AWS::S3::Object", "AWS::Lambda::Function", "AWS::DynamoDB::Table")
-ADVANCED_FIELDS = ("eventCategory", "eventSource", "eventName", "eventType", "readOnly",
-                   "resources.type", "resources.ARN", "userIdentity.arn", "errorCode",
-                   "sessionCredentialFromConsole", "vpcEndpointId", "eventTypeVersion")
+ADVANCED_FIELDS = (
+    "eventCategory",
+    "eventSource",
+    "eventName",
+    "eventType",
+    "readOnly",
+    "resources.type",
+    "resources.ARN",
+    "userIdentity.arn",
+    "errorCode",
+    "sessionCredentialFromConsole",
+    "vpcEndpointId",
+    "eventTypeVersion",
+)
 OPERATORS = ("Equals", "StartsWith", "EndsWith", "NotEquals", "NotStartsWith", "NotEndsWith")
 INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight")
 
 DEFAULT_EVENT_SELECTORS: tuple[dict[str, Any], ...] = (
-    {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
-     "ExcludeManagementEventSources": []},
+    {
+        "ReadWriteType": "All",
+        "IncludeManagementEvents": True,
+        "DataResources": [],
+        "ExcludeManagementEventSources": [],
+    },
 )
 
 
@@ -52,8 +67,7 @@ def normalise_event_selectors(selectors: Sequence[dict[str, Any]]) -> tuple[dict
     for sel in selectors:
         rw = sel.get("ReadWriteType") or "All"
         if rw not in READ_WRITE_TYPES:
-            raise _bad(f"Value {rw} for ReadWriteType is invalid. Valid values are ReadOnly, "
-                       "WriteOnly, All.")
+            raise _bad(f"Value {rw} for ReadWriteType is invalid. Valid values are ReadOnly, WriteOnly, All.")
         include = sel.get("IncludeManagementEvents")
         include = True if include is None else bool(include)
         resources = []
@@ -64,8 +78,10 @@ def normalise_event_selectors(selectors: Sequence[dict[str, Any]]) -> tuple[dict
                 raise _bad(f"Value {rtype} for DataResources.Type is invalid.")
             for value in values:
                 if rtype == "AWS::S3::Object":
-                    if not (value in ("arn:aws:s3", "arn:aws:s3:::")
-                            or (value.startswith("arn:aws:s3:::") and "/" in value)):
+                    if not (
+                        value in ("arn:aws:s3", "arn:aws:s3:::")
+                        or (value.startswith("arn:aws:s3:::") and "/" in value)
+                    ):
                         raise _bad(f"Value {value} for DataResources.Values is invalid.")
                 elif not value.startswith("arn:aws:"):
                     raise _bad(f"Value {value} for DataResources.Values is invalid.")
@@ -74,10 +90,18 @@ def normalise_event_selectors(selectors: Sequence[dict[str, Any]]) -> tuple[dict
         excluded = list(sel.get("ExcludeManagementEventSources") or [])
         for source in excluded:
             if source not in ("kms.amazonaws.com", "rdsdata.amazonaws.com"):
-                raise _bad(f"Value {source} for ExcludeManagementEventSources is invalid. Valid "
-                           "values are kms.amazonaws.com and rdsdata.amazonaws.com.")
-        out.append({"ReadWriteType": rw, "IncludeManagementEvents": include,
-                    "DataResources": resources, "ExcludeManagementEventSources": excluded})
+                raise _bad(
+                    f"Value {source} for ExcludeManagementEventSources is invalid. Valid "
+                    "values are kms.amazonaws.com and rdsdata.amazonaws.com."
+                )
+        out.append(
+            {
+                "ReadWriteType": rw,
+                "IncludeManagementEvents": include,
+                "DataResources": resources,
+                "ExcludeManagementEventSources": excluded,
+            }
+        )
     if total_values > MAX_DATA_RESOURCE_VALUES:
         raise _bad(f"You can specify up to {MAX_DATA_RESOURCE_VALUES} data resources per trail.")
     return tuple(out)
@@ -110,8 +134,9 @@ def normalise_advanced_selectors(selectors: Sequence[dict[str, Any]]) -> tuple[d
                     raise _bad("eventCategory supports only the Equals operator.")
                 for value in eq:
                     if value not in ("Management", "Data"):
-                        raise _bad(f"Invalid value {value} for eventCategory. Valid values are "
-                                   "Management and Data.")
+                        raise _bad(
+                            f"Invalid value {value} for eventCategory. Valid values are Management and Data."
+                        )
                 categories.extend(eq)
             if name == "readOnly":
                 for op, values in entry.items():
@@ -133,17 +158,20 @@ def normalise_insight_selectors(selectors: Sequence[dict[str, Any]]) -> tuple[di
     for sel in selectors:
         kind = sel.get("InsightType") or ""
         if kind not in INSIGHT_TYPES:
-            raise err("InvalidInsightSelectorsException",
-                      f"Invalid InsightType {kind}. Valid values are ApiCallRateInsight and "
-                      "ApiErrorRateInsight.")
+            raise err(
+                "InvalidInsightSelectorsException",
+                f"Invalid InsightType {kind}. Valid values are ApiCallRateInsight and ApiErrorRateInsight.",
+            )
         if kind in seen:
             raise err("InvalidInsightSelectorsException", f"Duplicate InsightType {kind}.")
         seen.add(kind)
         cats = list(sel.get("EventCategories") or [])
         for cat in cats:
             if cat not in ("Management", "Data"):
-                raise err("InvalidInsightSelectorsException",
-                          f"Invalid event category {cat}. Valid values are Management and Data.")
+                raise err(
+                    "InvalidInsightSelectorsException",
+                    f"Invalid event category {cat}. Valid values are Management and Data.",
+                )
         item: dict[str, Any] = {"InsightType": kind}
         if cats:
             item["EventCategories"] = cats
@@ -157,7 +185,7 @@ def normalise_insight_selectors(selectors: Sequence[dict[str, Any]]) -> tuple[di
 def _is_management(record: dict[str, Any]) -> bool:
     cat = record.get("eventCategory")
     if cat:
-        return cat == "Management"
+        return bool(cat == "Management")
     return bool(record.get("managementEvent", True))
 
 
@@ -167,7 +195,9 @@ def _rw_ok(rw: str, read_only: object) -> bool:
     return (read_only is True) if rw == "ReadOnly" else (read_only is False)
 
 
-def _data_resource_match(resources: Sequence[dict[str, Any]], data_resources: Sequence[dict[str, Any]]) -> bool:
+def _data_resource_match(
+    resources: Sequence[dict[str, Any]], data_resources: Sequence[dict[str, Any]]
+) -> bool:
     for res in resources:
         rtype = res.get("type")
         arn = str(res.get("ARN") or "")
@@ -189,8 +219,9 @@ def basic_matches(selectors: Iterable[dict[str, Any]], record: dict[str, Any]) -
         if not _rw_ok(sel.get("ReadWriteType", "All"), read_only):
             continue
         if management:
-            if sel.get("IncludeManagementEvents", True) and \
-                    record.get("eventSource") not in (sel.get("ExcludeManagementEventSources") or ()):
+            if sel.get("IncludeManagementEvents", True) and record.get("eventSource") not in (
+                sel.get("ExcludeManagementEventSources") or ()
+            ):
                 return True
         elif _data_resource_match(record.get("resources") or (), sel.get("DataResources") or ()):
             return True
@@ -235,12 +266,23 @@ def advanced_matches(selectors: Iterable[dict[str, Any]], record: dict[str, Any]
     return any(all(_field_matches(fs, record) for fs in sel["FieldSelectors"]) for sel in selectors)
 
 
-def trail_matches(*, event_selectors: Sequence[dict[str, Any]],
-                  advanced_event_selectors: Sequence[dict[str, Any]],
-                  has_insight_selectors: bool, record: dict[str, Any]) -> bool:
-    """Whether a trail with these selectors delivers ``record``."""
+def trail_matches(
+    *,
+    event_selectors: Sequence[dict[str, Any]],
+    advanced_event_selectors: Sequence[dict[str, Any]],
+    has_insight_selectors: bool,
+    record: dict[str, Any],
+    insight_types: Sequence[str] | None = None,
+) -> bool:
+    """Whether a trail with these selectors delivers ``record``.
+
+    ``insight_types``: the trail's Insights types (None: any type when it has selectors).
+    """
     if record.get("eventCategory") == "Insight" or record.get("eventType") == "AwsCloudTrailInsight":
-        return has_insight_selectors
+        if not has_insight_selectors:
+            return False
+        kind = (record.get("insightDetails") or {}).get("insightType")
+        return insight_types is None or kind in insight_types
     if advanced_event_selectors:
         return advanced_matches(advanced_event_selectors, record)
     return basic_matches(event_selectors or DEFAULT_EVENT_SELECTORS, record)

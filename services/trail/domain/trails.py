@@ -24,7 +24,8 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _KMS_KEY_RE = re.compile(
     r"^(arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-fA-F-]{36}|alias/[a-zA-Z0-9/_-]+)"
     r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|alias/[a-zA-Z0-9/_-]+)$")
+    r"|alias/[a-zA-Z0-9/_-]+)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class Trail:
     log_file_validation_enabled: bool = False
     cloud_watch_logs_log_group_arn: str = ""
     cloud_watch_logs_role_arn: str = ""
-    kms_key_id: str = ""             # always a key ARN once stored
+    kms_key_id: str = ""  # always a key ARN once stored
     is_organization_trail: bool = False
     event_selectors: tuple[dict[str, Any], ...] = ()
     advanced_event_selectors: tuple[dict[str, Any], ...] = ()
@@ -89,24 +90,32 @@ def trail_arn(region: str, account_id: str, name: str) -> str:
 def validate_trail_name(name: str) -> None:
     """AWS's InvalidTrailNameException rules and texts."""
     if len(name) < 3:
-        raise err("InvalidTrailNameException",
-                  "Trail name too short. Minimum allowed length: 3 characters. "
-                  f"Specified name length: {len(name)} characters.")
+        raise err(
+            "InvalidTrailNameException",
+            "Trail name too short. Minimum allowed length: 3 characters. "
+            f"Specified name length: {len(name)} characters.",
+        )
     if len(name) > 128:
-        raise err("InvalidTrailNameException",
-                  "Trail name too long. Maximum allowed length: 128 characters. "
-                  f"Specified name length: {len(name)} characters.")
+        raise err(
+            "InvalidTrailNameException",
+            "Trail name too long. Maximum allowed length: 128 characters. "
+            f"Specified name length: {len(name)} characters.",
+        )
     if not name[0].isascii() or not name[0].isalnum():
         raise err("InvalidTrailNameException", "Trail name must starts with a letter or number.")
     if not name[-1].isascii() or not name[-1].isalnum():
         raise err("InvalidTrailNameException", "Trail name must ends with a letter or number.")
     if not re.fullmatch(r"[A-Za-z0-9._\-]+", name):
-        raise err("InvalidTrailNameException",
-                  "Trail name or ARN can only contain uppercase letters, lowercase letters, "
-                  "numbers, periods (.), hyphens (-), and underscores (_).")
+        raise err(
+            "InvalidTrailNameException",
+            "Trail name or ARN can only contain uppercase letters, lowercase letters, "
+            "numbers, periods (.), hyphens (-), and underscores (_).",
+        )
     if re.search(r"[._\-]{2}", name):
-        raise err("InvalidTrailNameException",
-                  "Trail name cannot contain adjacent periods (.), hyphens (-), or underscores (_).")
+        raise err(
+            "InvalidTrailNameException",
+            "Trail name cannot contain adjacent periods (.), hyphens (-), or underscores (_).",
+        )
     try:
         ipaddress.ip_address(name)
     except ValueError:
@@ -119,21 +128,26 @@ def parse_name_or_arn(value: str, *, account_id: str, region: str) -> str:
     if value.startswith("arn:"):
         m = _ARN_RE.match(value)
         if not m:
-            raise err("CloudTrailARNInvalidException",
-                      f"Invalid trail ARN: {value}. The ARN must be in the format "
-                      "arn:aws:cloudtrail:<region>:<account-id>:trail/<trail-name>.")
+            raise err(
+                "CloudTrailARNInvalidException",
+                f"Invalid trail ARN: {value}. The ARN must be in the format "
+                "arn:aws:cloudtrail:<region>:<account-id>:trail/<trail-name>.",
+            )
         arn_region, arn_account, name = m.groups()
         if arn_account != account_id:
             raise err("TrailNotFoundException", f"Unknown trail: {value} for the user: {account_id}")
         if arn_region != region:
-            raise err("InvalidHomeRegionException",
-                      "This operation must be called from the trail's home region "
-                      f"({arn_region}).")
+            raise err(
+                "InvalidHomeRegionException",
+                f"This operation must be called from the trail's home region ({arn_region}).",
+            )
         return name
     if not value:
-        raise err("InvalidTrailNameException",
-                  "Trail name too short. Minimum allowed length: 3 characters. "
-                  "Specified name length: 0 characters.")
+        raise err(
+            "InvalidTrailNameException",
+            "Trail name too short. Minimum allowed length: 3 characters. "
+            "Specified name length: 0 characters.",
+        )
     validate_trail_name(value)
     return value
 
@@ -147,9 +161,11 @@ def validate_bucket_name(bucket: str) -> None:
 
 def validate_key_prefix(prefix: str) -> None:
     if len(prefix) > 200:
-        raise err("InvalidS3PrefixException",
-                  f"S3 prefix is too long. Maximum allowed length: 200 characters. "
-                  f"Specified prefix length: {len(prefix)} characters.")
+        raise err(
+            "InvalidS3PrefixException",
+            f"S3 prefix is too long. Maximum allowed length: 200 characters. "
+            f"Specified prefix length: {len(prefix)} characters.",
+        )
     if prefix.startswith("/") or "//" in prefix:
         raise err("InvalidS3PrefixException", f"S3 prefix {prefix} is not valid.")
 
@@ -165,13 +181,13 @@ def validate_tags(tags: list[tuple[str, str]], existing: int = 0) -> None:
         raise err("InvalidTagParameterException", "Duplicate tag keys in the request.")
     for key, value in tags:
         if not 1 <= len(key) <= 128:
-            raise err("InvalidTagParameterException",
-                      "Tag key must be between 1 and 128 characters long.")
+            raise err("InvalidTagParameterException", "Tag key must be between 1 and 128 characters long.")
         if len(value) > 256:
-            raise err("InvalidTagParameterException",
-                      "Tag value must be at most 256 characters long.")
+            raise err("InvalidTagParameterException", "Tag value must be at most 256 characters long.")
         if key.lower().startswith("aws:"):
             raise err("InvalidTagParameterException", "Tag keys cannot start with the aws: prefix.")
     if existing + len(tags) > MAX_TAGS:
-        raise err("TagsLimitExceededException",
-                  f"The number of tags exceeds the limit of {MAX_TAGS} tags per resource.")
+        raise err(
+            "TagsLimitExceededException",
+            f"The number of tags exceeds the limit of {MAX_TAGS} tags per resource.",
+        )

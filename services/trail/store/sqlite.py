@@ -122,6 +122,7 @@ def now_ms() -> int:
 
 # ------------------------------------------------------------------ trail <-> JSON
 
+
 def _dt_to_text(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -133,8 +134,10 @@ def _dt_from_text(value: str | None) -> datetime | None:
 def trail_to_json(trail: Trail) -> str:
     data = asdict(trail)
     data["created_at"] = _dt_to_text(trail.created_at)
-    data["status"] = {f.name: (_dt_to_text(v) if isinstance(v := getattr(trail.status, f.name), datetime) else v)
-                      for f in fields(TrailStatus)}
+    data["status"] = {
+        f.name: (_dt_to_text(v) if isinstance(v := getattr(trail.status, f.name), datetime) else v)
+        for f in fields(TrailStatus)
+    }
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -159,6 +162,7 @@ def trail_from_json(text: str) -> Trail:
 
 # ------------------------------------------------------------------ rows
 
+
 @dataclass(frozen=True, slots=True)
 class EventRow:
     seq: int
@@ -177,10 +181,10 @@ class EventRow:
 class Delivery:
     id: int
     trail: str
-    kind: str            # log | insight | digest
+    kind: str  # log | insight | digest
     bucket: str
     key: str
-    body: bytes | None   # gzip bytes while pending
+    body: bytes | None  # gzip bytes while pending
     sha256: str | None
     oldest: str | None
     newest: str | None
@@ -193,11 +197,11 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class NewLogFile:
-    kind: str            # log | insight
+    kind: str  # log | insight
     bucket: str
     key: str
     body_gz: bytes
-    sha256: str          # of the uncompressed body
+    sha256: str  # of the uncompressed body
     oldest: str | None
     newest: str | None
     events: int
@@ -222,24 +226,49 @@ class SigningKey:
     valid_to_ms: int | None
 
 
-_EVENT_COLS = ("seq, event_id, event_time, event_name, event_source, read_only, username, "
-               "access_key_id, category, body")
+_EVENT_COLS = (
+    "seq, event_id, event_time, event_name, event_source, read_only, username, access_key_id, category, body"
+)
 
 
 def _event_row(r: Sequence[Any]) -> EventRow:
-    return EventRow(seq=r[0], event_id=r[1], event_time_ms=r[2], event_name=r[3], event_source=r[4],
-                    read_only=None if r[5] is None else bool(r[5]), username=r[6],
-                    access_key_id=r[7], category=r[8], body=r[9])
+    return EventRow(
+        seq=r[0],
+        event_id=r[1],
+        event_time_ms=r[2],
+        event_name=r[3],
+        event_source=r[4],
+        read_only=None if r[5] is None else bool(r[5]),
+        username=r[6],
+        access_key_id=r[7],
+        category=r[8],
+        body=r[9],
+    )
 
 
 def _delivery(r: Sequence[Any]) -> Delivery:
-    return Delivery(id=r[0], trail=r[1], kind=r[2], bucket=r[3], key=r[4], body=r[5], sha256=r[6],
-                    oldest=r[7], newest=r[8], events=r[9], metadata=json.loads(r[10] or "{}"),
-                    kms_key_id=r[11], created_at=r[12], delivered_at=r[13])
+    return Delivery(
+        id=r[0],
+        trail=r[1],
+        kind=r[2],
+        bucket=r[3],
+        key=r[4],
+        body=r[5],
+        sha256=r[6],
+        oldest=r[7],
+        newest=r[8],
+        events=r[9],
+        metadata=json.loads(r[10] or "{}"),
+        kms_key_id=r[11],
+        created_at=r[12],
+        delivered_at=r[13],
+    )
 
 
-_DELIVERY_COLS = ("id, trail, kind, bucket, key, body, sha256, oldest, newest, events, metadata, "
-                  "kms_key_id, created_at, delivered_at")
+_DELIVERY_COLS = (
+    "id, trail, kind, bucket, key, body, sha256, oldest, newest, events, metadata, "
+    "kms_key_id, created_at, delivered_at"
+)
 
 
 class TrailStore:
@@ -283,7 +312,9 @@ class TrailStore:
         if row:
             return bytes(row[0])
         async with self._tx() as db:
-            await db.execute("INSERT OR IGNORE INTO secrets(name, value) VALUES (?, ?)", (name, os.urandom(size)))
+            await db.execute(
+                "INSERT OR IGNORE INTO secrets(name, value) VALUES (?, ?)", (name, os.urandom(size))
+            )
         return await self.secret(name, size)
 
     async def setting(self, name: str) -> str | None:
@@ -293,14 +324,18 @@ class TrailStore:
 
     async def set_setting(self, name: str, value: str) -> None:
         async with self._tx() as db:
-            await db.execute("INSERT OR REPLACE INTO secrets(name, value) VALUES (?, ?)", (name, value.encode()))
+            await db.execute(
+                "INSERT OR REPLACE INTO secrets(name, value) VALUES (?, ?)", (name, value.encode())
+            )
 
     # ------------------------------------------------------------------ events
 
-    async def put_events(self, events: Sequence[IndexedEvent], received_ms: int | None = None) -> tuple[int, int]:
-        """Store new records (idempotent by event id). Returns (accepted, duplicates)."""
+    async def put_events(
+        self, events: Sequence[IndexedEvent], received_ms: int | None = None
+    ) -> tuple[list[IndexedEvent], int]:
+        """Store new records (idempotent by event id). Returns (the new ones, duplicates)."""
         if not events:
-            return 0, 0
+            return [], 0
         received = received_ms if received_ms is not None else now_ms()
         unique: dict[str, IndexedEvent] = {}
         for ev in events:
@@ -309,9 +344,11 @@ class TrailStore:
         async with self._tx() as db:
             existing: set[str] = set()
             for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+                chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                async with db.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk) as cur:
+                async with db.execute(
+                    f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk
+                ) as cur:
                     existing.update(r[0] for r in await cur.fetchall())
             new = [ev for eid, ev in unique.items() if eid not in existing]
             if new:
@@ -322,9 +359,23 @@ class TrailStore:
                     "INSERT INTO events(event_id, event_time, received_at, event_name, event_source,"
                     " read_only, username, access_key_id, category, error_code, body)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [(ev.event_id, ev.event_time_ms, received, ev.event_name, ev.event_source,
-                      None if ev.read_only is None else int(ev.read_only), ev.username, ev.access_key_id,
-                      ev.category, ev.error_code, ev.body) for ev in new])
+                    [
+                        (
+                            ev.event_id,
+                            ev.event_time_ms,
+                            received,
+                            ev.event_name,
+                            ev.event_source,
+                            None if ev.read_only is None else int(ev.read_only),
+                            ev.username,
+                            ev.access_key_id,
+                            ev.category,
+                            ev.error_code,
+                            ev.body,
+                        )
+                        for ev in new
+                    ],
+                )
                 # AUTOINCREMENT numbers the rows of one transaction consecutively.
                 resources = []
                 for i, ev in enumerate(new):
@@ -333,15 +384,20 @@ class TrailStore:
                         if r.arn != r.name:
                             resources.append((first + i, r.type, r.arn))
                 await db.executemany("INSERT INTO event_resources(seq, type, name) VALUES (?,?,?)", resources)
-        return len(new), len(events) - len(new)
+        return new, len(events) - len(new)
 
     async def lookup(self, query: LookupQuery, after: Position | None, limit: int) -> list[EventRow]:
         category = "Insight" if query.insight else "Management"
         where = ["category = ?", "event_time >= ?", "event_time <= ?"]
         args: list[Any] = [category, query.start_ms, query.end_ms]
         key, value = query.attribute_key, query.attribute_value
-        column = {"EventId": "event_id", "EventName": "event_name", "EventSource": "event_source",
-                  "Username": "username", "AccessKeyId": "access_key_id"}.get(key or "")
+        column = {
+            "EventId": "event_id",
+            "EventName": "event_name",
+            "EventSource": "event_source",
+            "Username": "username",
+            "AccessKeyId": "access_key_id",
+        }.get(key or "")
         if column:
             where.append(f"{column} = ?")
             args.append(value)
@@ -357,22 +413,37 @@ class TrailStore:
         if after is not None:
             where.append("(event_time < ? OR (event_time = ? AND seq < ?))")
             args.extend([after.event_time_ms, after.event_time_ms, after.seq])
-        sql = (f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} "
-               "ORDER BY event_time DESC, seq DESC LIMIT ?")
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY event_time DESC, seq DESC LIMIT ?"
+        )
         args.append(limit)
         async with self._db.execute(sql, args) as cur:
             return [_event_row(r) for r in await cur.fetchall()]
 
     async def events_after(self, seq: int, limit: int) -> list[EventRow]:
         async with self._db.execute(
-                f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)) as cur:
+            f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ) as cur:
             return [_event_row(r) for r in await cur.fetchall()]
 
     async def recent_events(self, since_ms: int, category: str = "Management") -> list[EventRow]:
         async with self._db.execute(
-                f"SELECT {_EVENT_COLS} FROM events WHERE category = ? AND event_time >= ? ORDER BY event_time",
-                (category, since_ms)) as cur:
+            f"SELECT {_EVENT_COLS} FROM events WHERE category = ? AND event_time >= ? ORDER BY event_time",
+            (category, since_ms),
+        ) as cur:
             return [_event_row(r) for r in await cur.fetchall()]
+
+    async def management_counts(
+        self, since_ms: int, bucket_ms: int
+    ) -> list[tuple[str, str, bool, bool, int, int]]:
+        """(source, name, read_only, failed, bucket, count) of management events since ``since_ms``."""
+        async with self._db.execute(
+            "SELECT event_source, event_name, read_only, error_code IS NOT NULL, event_time / ?, COUNT(*)"
+            " FROM events WHERE category = 'Management' AND event_time >= ? GROUP BY 1, 2, 3, 4, 5",
+            (bucket_ms, since_ms),
+        ) as cur:
+            return [(r[0], r[1], bool(r[2]), bool(r[3]), int(r[4]), int(r[5])) for r in await cur.fetchall()]
 
     async def max_seq(self) -> int:
         async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
@@ -382,7 +453,8 @@ class TrailStore:
     async def max_seq_received_before(self, received_ms: int) -> int:
         """The newest record received before ``received_ms`` (scans back from the newest)."""
         async with self._db.execute(
-                "SELECT seq FROM events WHERE received_at < ? ORDER BY seq DESC LIMIT 1", (received_ms,)) as cur:
+            "SELECT seq FROM events WHERE received_at < ? ORDER BY seq DESC LIMIT 1", (received_ms,)
+        ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -403,7 +475,8 @@ class TrailStore:
                 cond += " AND seq <= ?"
                 args.append(min_cursor)
             await db.execute(
-                f"DELETE FROM event_resources WHERE seq IN (SELECT seq FROM events WHERE {cond})", args)
+                f"DELETE FROM event_resources WHERE seq IN (SELECT seq FROM events WHERE {cond})", args
+            )
             cur2 = await db.execute(f"DELETE FROM events WHERE {cond}", args)
             return int(cur2.rowcount or 0)
 
@@ -411,11 +484,15 @@ class TrailStore:
 
     async def insert_trail(self, trail: Trail, tags: Iterable[tuple[str, str]], cursor: int) -> None:
         async with self._tx() as db:
-            await db.execute("INSERT INTO trails(name, data, cursor, created_at) VALUES (?, ?, ?, ?)",
-                             (trail.name, trail_to_json(trail), cursor, now_ms()))
+            await db.execute(
+                "INSERT INTO trails(name, data, cursor, created_at) VALUES (?, ?, ?, ?)",
+                (trail.name, trail_to_json(trail), cursor, now_ms()),
+            )
             await db.execute("DELETE FROM tags WHERE trail_arn = ?", (trail.arn,))
-            await db.executemany("INSERT OR REPLACE INTO tags(trail_arn, key, value) VALUES (?, ?, ?)",
-                                 [(trail.arn, k, v) for k, v in tags])
+            await db.executemany(
+                "INSERT OR REPLACE INTO tags(trail_arn, key, value) VALUES (?, ?, ?)",
+                [(trail.arn, k, v) for k, v in tags],
+            )
 
     async def get_trail(self, name: str) -> Trail | None:
         async with self._db.execute("SELECT data FROM trails WHERE name = ?", (name,)) as cur:
@@ -434,13 +511,18 @@ class TrailStore:
     async def save_trail(self, trail: Trail, *, cursor: int | None = None) -> None:
         async with self._tx() as db:
             if cursor is None:
-                await db.execute("UPDATE trails SET data = ? WHERE name = ?", (trail_to_json(trail), trail.name))
+                await db.execute(
+                    "UPDATE trails SET data = ? WHERE name = ?", (trail_to_json(trail), trail.name)
+                )
             else:
-                await db.execute("UPDATE trails SET data = ?, cursor = ? WHERE name = ?",
-                                 (trail_to_json(trail), cursor, trail.name))
+                await db.execute(
+                    "UPDATE trails SET data = ?, cursor = ? WHERE name = ?",
+                    (trail_to_json(trail), cursor, trail.name),
+                )
 
-    async def modify_trail(self, name: str, change: Callable[[Trail], Trail], *,
-                           cursor: int | None = None) -> Trail | None:
+    async def modify_trail(
+        self, name: str, change: Callable[[Trail], Trail], *, cursor: int | None = None
+    ) -> Trail | None:
         """Read-modify-write one trail atomically (None if it no longer exists)."""
         async with self._tx() as db:
             async with db.execute("SELECT data FROM trails WHERE name = ?", (name,)) as cur:
@@ -451,8 +533,10 @@ class TrailStore:
             if cursor is None:
                 await db.execute("UPDATE trails SET data = ? WHERE name = ?", (trail_to_json(trail), name))
             else:
-                await db.execute("UPDATE trails SET data = ?, cursor = ? WHERE name = ?",
-                                 (trail_to_json(trail), cursor, name))
+                await db.execute(
+                    "UPDATE trails SET data = ?, cursor = ? WHERE name = ?",
+                    (trail_to_json(trail), cursor, name),
+                )
             return trail
 
     async def update_status(self, name: str, **changes: Any) -> Trail | None:
@@ -477,13 +561,16 @@ class TrailStore:
 
     async def tags(self, trail_arn: str) -> list[tuple[str, str]]:
         async with self._db.execute(
-                "SELECT key, value FROM tags WHERE trail_arn = ? ORDER BY key", (trail_arn,)) as cur:
+            "SELECT key, value FROM tags WHERE trail_arn = ? ORDER BY key", (trail_arn,)
+        ) as cur:
             return [(r[0], r[1]) for r in await cur.fetchall()]
 
     async def put_tags(self, trail_arn: str, tags: Iterable[tuple[str, str]]) -> None:
         async with self._tx() as db:
-            await db.executemany("INSERT OR REPLACE INTO tags(trail_arn, key, value) VALUES (?, ?, ?)",
-                                 [(trail_arn, k, v) for k, v in tags])
+            await db.executemany(
+                "INSERT OR REPLACE INTO tags(trail_arn, key, value) VALUES (?, ?, ?)",
+                [(trail_arn, k, v) for k, v in tags],
+            )
 
     async def remove_tags(self, trail_arn: str, tags: Iterable[tuple[str, str | None]]) -> None:
         async with self._tx() as db:
@@ -491,13 +578,16 @@ class TrailStore:
                 if value is None:
                     await db.execute("DELETE FROM tags WHERE trail_arn = ? AND key = ?", (trail_arn, key))
                 else:
-                    await db.execute("DELETE FROM tags WHERE trail_arn = ? AND key = ? AND value = ?",
-                                     (trail_arn, key, value))
+                    await db.execute(
+                        "DELETE FROM tags WHERE trail_arn = ? AND key = ? AND value = ?",
+                        (trail_arn, key, value),
+                    )
 
     # ------------------------------------------------------------------ deliveries
 
-    async def create_log_deliveries(self, *, trail: str, files: Sequence[NewLogFile],
-                                    new_cursor: int) -> list[int]:
+    async def create_log_deliveries(
+        self, *, trail: str, files: Sequence[NewLogFile], new_cursor: int
+    ) -> list[int]:
         """Record the files to deliver and advance the trail's cursor, atomically."""
         ids: list[int] = []
         async with self._tx() as db:
@@ -505,22 +595,37 @@ class TrailStore:
                 cur = await db.execute(
                     "INSERT INTO deliveries(trail, kind, bucket, key, body, sha256, oldest, newest, events,"
                     " metadata, kms_key_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (trail, f.kind, f.bucket, f.key, f.body_gz, f.sha256, f.oldest, f.newest, f.events, "{}",
-                     f.kms_key_id, now_ms()))
+                    (
+                        trail,
+                        f.kind,
+                        f.bucket,
+                        f.key,
+                        f.body_gz,
+                        f.sha256,
+                        f.oldest,
+                        f.newest,
+                        f.events,
+                        "{}",
+                        f.kms_key_id,
+                        now_ms(),
+                    ),
+                )
                 ids.append(int(cur.lastrowid or 0))
             await db.execute("UPDATE trails SET cursor = ? WHERE name = ?", (new_cursor, trail))
         return ids
 
     async def pending_deliveries(self, trail: str) -> list[Delivery]:
         async with self._db.execute(
-                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ? AND delivered_at IS NULL ORDER BY id",
-                (trail,)) as cur:
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ? AND delivered_at IS NULL ORDER BY id",
+            (trail,),
+        ) as cur:
             return [_delivery(r) for r in await cur.fetchall()]
 
     async def mark_delivered(self, delivery_id: int, when_ms: int) -> None:
         async with self._tx() as db:
-            await db.execute("UPDATE deliveries SET delivered_at = ?, body = NULL WHERE id = ?",
-                             (when_ms, delivery_id))
+            await db.execute(
+                "UPDATE deliveries SET delivered_at = ?, body = NULL WHERE id = ?", (when_ms, delivery_id)
+            )
 
     async def deliveries(self, trail: str, kind: str | None = None) -> list[Delivery]:
         sql = f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ?"
@@ -533,35 +638,52 @@ class TrailStore:
 
     async def undigested_logs(self, trail: str, delivered_before_ms: int) -> list[Delivery]:
         async with self._db.execute(
-                f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ? AND kind IN ('log', 'insight')"
-                " AND digest_id IS NULL AND delivered_at IS NOT NULL AND delivered_at < ? ORDER BY id",
-                (trail, delivered_before_ms)) as cur:
+            f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE trail = ? AND kind IN ('log', 'insight')"
+            " AND digest_id IS NULL AND delivered_at IS NOT NULL AND delivered_at < ? ORDER BY id",
+            (trail, delivered_before_ms),
+        ) as cur:
             return [_delivery(r) for r in await cur.fetchall()]
 
     async def digest_head(self, trail: str) -> DigestHead:
         async with self._db.execute(
-                "SELECT digest_bucket, digest_key, digest_hash, digest_signature, digest_end"
-                " FROM trails WHERE name = ?", (trail,)) as cur:
+            "SELECT digest_bucket, digest_key, digest_hash, digest_signature, digest_end"
+            " FROM trails WHERE name = ?",
+            (trail,),
+        ) as cur:
             row = await cur.fetchone()
         if not row:
             return DigestHead(None, None, None, None, None)
         return DigestHead(*row)
 
-    async def create_digest_delivery(self, *, trail: str, bucket: str, key: str, body_gz: bytes,
-                                     sha256: str, signature: str, end: str, log_ids: Sequence[int],
-                                     metadata: dict[str, str]) -> int:
+    async def create_digest_delivery(
+        self,
+        *,
+        trail: str,
+        bucket: str,
+        key: str,
+        body_gz: bytes,
+        sha256: str,
+        signature: str,
+        end: str,
+        log_ids: Sequence[int],
+        metadata: dict[str, str],
+    ) -> int:
         """Record a digest to deliver, claim its log files and move the chain head, atomically."""
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO deliveries(trail, kind, bucket, key, body, sha256, events, metadata, created_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (trail, "digest", bucket, key, body_gz, sha256, len(log_ids), json.dumps(metadata), now_ms()))
+                (trail, "digest", bucket, key, body_gz, sha256, len(log_ids), json.dumps(metadata), now_ms()),
+            )
             digest_id = int(cur.lastrowid or 0)
-            await db.executemany("UPDATE deliveries SET digest_id = ? WHERE id = ?",
-                                 [(digest_id, i) for i in log_ids])
+            await db.executemany(
+                "UPDATE deliveries SET digest_id = ? WHERE id = ?", [(digest_id, i) for i in log_ids]
+            )
             await db.execute(
                 "UPDATE trails SET digest_bucket = ?, digest_key = ?, digest_hash = ?, digest_signature = ?,"
-                " digest_end = ? WHERE name = ?", (bucket, key, sha256, signature, end, trail))
+                " digest_end = ? WHERE name = ?",
+                (bucket, key, sha256, signature, end, trail),
+            )
             return digest_id
 
     async def reset_digest_chain(self, trail: str, end: str | None, *, skip_undigested: bool = False) -> None:
@@ -573,24 +695,33 @@ class TrailStore:
         async with self._tx() as db:
             await db.execute(
                 "UPDATE trails SET digest_bucket = NULL, digest_key = NULL, digest_hash = NULL,"
-                " digest_signature = NULL, digest_end = ? WHERE name = ?", (end, trail))
+                " digest_signature = NULL, digest_end = ? WHERE name = ?",
+                (end, trail),
+            )
             if skip_undigested:
-                await db.execute("UPDATE deliveries SET digest_id = 0 WHERE trail = ? AND digest_id IS NULL"
-                                 " AND kind IN ('log', 'insight')", (trail,))
+                await db.execute(
+                    "UPDATE deliveries SET digest_id = 0 WHERE trail = ? AND digest_id IS NULL"
+                    " AND kind IN ('log', 'insight')",
+                    (trail,),
+                )
 
     # ------------------------------------------------------------------ signing keys
 
     async def signing_keys(self) -> list[SigningKey]:
         async with self._db.execute(
-                "SELECT fingerprint, key_arn, public_der, valid_from, valid_to FROM signing_keys"
-                " ORDER BY valid_from") as cur:
+            "SELECT fingerprint, key_arn, public_der, valid_from, valid_to FROM signing_keys"
+            " ORDER BY valid_from"
+        ) as cur:
             return [SigningKey(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in await cur.fetchall()]
 
     async def add_signing_key(self, key: SigningKey) -> None:
         async with self._tx() as db:
-            await db.execute("UPDATE signing_keys SET valid_to = ? WHERE valid_to IS NULL AND fingerprint != ?",
-                             (key.valid_from_ms, key.fingerprint))
+            await db.execute(
+                "UPDATE signing_keys SET valid_to = ? WHERE valid_to IS NULL AND fingerprint != ?",
+                (key.valid_from_ms, key.fingerprint),
+            )
             await db.execute(
                 "INSERT OR IGNORE INTO signing_keys(fingerprint, key_arn, public_der, valid_from, valid_to)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (key.fingerprint, key.key_arn, key.public_der, key.valid_from_ms, key.valid_to_ms))
+                (key.fingerprint, key.key_arn, key.public_der, key.valid_from_ms, key.valid_to_ms),
+            )

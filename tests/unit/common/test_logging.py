@@ -2,9 +2,20 @@ from __future__ import annotations
 
 import json
 
+from collections.abc import Iterator
+
 import pytest
+import structlog
 
 from common import logging as slog
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """configure() binds the (captured) stderr of this test: undo it afterwards."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 def test_redaction_drops_secrets_at_any_depth(capsys: pytest.CaptureFixture[str]) -> None:

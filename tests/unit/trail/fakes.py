@@ -19,24 +19,37 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 
 
-def bucket_policy(bucket: str, *, acl: bool = True, put: bool = True, prefix: str = "",
-                  source_arn: str | None = None) -> str:
+def bucket_policy(
+    bucket: str, *, acl: bool = True, put: bool = True, prefix: str = "", source_arn: str | None = None
+) -> str:
     statements = []
     cond = {"StringEquals": {"aws:SourceArn": source_arn}} if source_arn else None
     if acl:
-        st: dict[str, Any] = {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow",
-                              "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                              "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}"}
+        st: dict[str, Any] = {
+            "Sid": "AWSCloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": f"arn:aws:s3:::{bucket}",
+        }
         if cond:
             st["Condition"] = cond
         statements.append(st)
     if put:
         path = f"{prefix}/AWSLogs/{ACCOUNT}/*" if prefix else f"AWSLogs/{ACCOUNT}/*"
-        st = {"Sid": "AWSCloudTrailWrite", "Effect": "Allow",
-              "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
-              "Resource": f"arn:aws:s3:::{bucket}/{path}",
-              "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
-                                             **({"aws:SourceArn": source_arn} if source_arn else {})}}}
+        st = {
+            "Sid": "AWSCloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{bucket}/{path}",
+            "Condition": {
+                "StringEquals": {
+                    "s3:x-amz-acl": "bucket-owner-full-control",
+                    **({"aws:SourceArn": source_arn} if source_arn else {}),
+                }
+            },
+        }
         statements.append(st)
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -46,7 +59,7 @@ class FakeObjectStore:
     buckets: dict[str, dict[str, tuple[bytes, dict[str, str]]]] = field(default_factory=dict)
     policies: dict[str, str] = field(default_factory=dict)
     puts: list[PutRequest] = field(default_factory=list)
-    fail_puts: int = 0              # fail the next N puts
+    fail_puts: int = 0  # fail the next N puts
     fail_with: str = "AccessDenied"  # AWS code, or "unavailable"
 
     def add_bucket(self, name: str, policy: str | None = None) -> None:
@@ -82,8 +95,11 @@ class FakeObjectStore:
         return StoredObject(body=body, metadata=meta)
 
     async def list_keys(self, bucket: str, prefix: str) -> list[ListedObject]:
-        return [ListedObject(key=k, size=len(v[0])) for k, v in sorted(self.buckets.get(bucket, {}).items())
-                if k.startswith(prefix)]
+        return [
+            ListedObject(key=k, size=len(v[0]))
+            for k, v in sorted(self.buckets.get(bucket, {}).items())
+            if k.startswith(prefix)
+        ]
 
     # helpers for tests
     def records(self, bucket: str, key: str) -> list[dict[str, Any]]:
@@ -95,28 +111,55 @@ class FakeObjectStore:
 
 def key_policy_for_cloudtrail(key_arn: str, *, allow: bool = True) -> str:
     statements: list[dict[str, Any]] = [
-        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
-         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}]
-    if allow:
-        statements.append({
-            "Sid": "Allow CloudTrail to encrypt logs", "Effect": "Allow",
-            "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "kms:GenerateDataKey*",
+        {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:*",
             "Resource": "*",
-            "Condition": {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
-                                         f"arn:aws:cloudtrail:*:{ACCOUNT}:trail/*"}}})
+        }
+    ]
+    if allow:
+        statements.append(
+            {
+                "Sid": "Allow CloudTrail to encrypt logs",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "kms:GenerateDataKey*",
+                "Resource": "*",
+                "Condition": {
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT}:trail/*"
+                    }
+                },
+            }
+        )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 @dataclass
 class FakeKeyService:
-    keys: dict[str, tuple[KeyInfo, str]] = field(default_factory=dict)   # id/alias/arn -> (info, policy)
+    keys: dict[str, tuple[KeyInfo, str]] = field(default_factory=dict)  # id/alias/arn -> (info, policy)
 
-    def add(self, key_id: str, *, allow: bool = True, state: str = "Enabled", usage: str = "ENCRYPT_DECRYPT",
-            alias: str | None = None) -> str:
+    def add(
+        self,
+        key_id: str,
+        *,
+        allow: bool = True,
+        state: str = "Enabled",
+        usage: str = "ENCRYPT_DECRYPT",
+        alias: str | None = None,
+    ) -> str:
         arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}"
-        entry = (KeyInfo(arn=arn, key_state=state, key_usage=usage,
-                         key_spec="SYMMETRIC_DEFAULT" if usage == "ENCRYPT_DECRYPT" else "RSA_2048"),
-                 key_policy_for_cloudtrail(arn, allow=allow))
+        entry = (
+            KeyInfo(
+                arn=arn,
+                key_state=state,
+                key_usage=usage,
+                key_spec="SYMMETRIC_DEFAULT" if usage == "ENCRYPT_DECRYPT" else "RSA_2048",
+            ),
+            key_policy_for_cloudtrail(arn, allow=allow),
+        )
         self.keys[key_id] = self.keys[arn] = entry
         if alias:
             self.keys[alias] = entry
@@ -139,7 +182,9 @@ class FakeSigner:
         self.signed = 0
 
     async def public_key(self) -> bytes:
-        return self._key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+        return self._key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+        )
 
     async def sign(self, message: bytes) -> bytes:
         self.signed += 1

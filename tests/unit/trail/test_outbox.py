@@ -14,12 +14,12 @@ from typing import Any
 
 import grpc
 import pytest
-
-from common.config import Settings
-from common.audit_outbox import OutboxSink
-from stack.launcher import free_port
 from strongroom.trail.v1 import trail_pb2 as pb
 from strongroom.trail.v1 import trail_pb2_grpc
+
+from common.audit_outbox import OutboxSink
+from common.config import Settings
+from stack.launcher import free_port
 
 
 class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
@@ -29,11 +29,13 @@ class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
         self.stored: dict[str, dict[str, Any]] = {}
         self.receipts = 0
         self.calls = 0
-        self.fail_calls = 0          # answer UNAVAILABLE without storing
-        self.lose_acks = 0           # store, then answer UNAVAILABLE (the sender must resend)
+        self.fail_calls = 0  # answer UNAVAILABLE without storing
+        self.lose_acks = 0  # store, then answer UNAVAILABLE (the sender must resend)
         self.reject: set[str] = set()
 
-    async def PutEvents(self, request: pb.PutEventsRequest, context: grpc.aio.ServicerContext) -> pb.PutEventsResponse:
+    async def PutEvents(
+        self, request: pb.PutEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutEventsResponse:
         self.calls += 1
         if self.fail_calls > 0:
             self.fail_calls -= 1
@@ -87,8 +89,14 @@ def settings_for(port: int) -> Settings:
 
 
 def event(i: int = 0) -> dict[str, Any]:
-    return {"eventVersion": "1.11", "eventTime": "2026-01-01T00:00:00Z", "eventSource": "kms.amazonaws.com",
-            "eventName": f"Op{i}", "eventID": str(uuid.uuid4()), "readOnly": False}
+    return {
+        "eventVersion": "1.11",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "eventSource": "kms.amazonaws.com",
+        "eventName": f"Op{i}",
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+    }
 
 
 def sink(tmp_path: Path, port: int, **kw: Any) -> OutboxSink:
@@ -130,12 +138,12 @@ async def test_everything_shipped_once_in_batches(tmp_path: Path, trail: TrailSe
 
 async def test_retries_while_trail_is_down(tmp_path: Path) -> None:
     port = free_port()
-    async with sink(tmp_path, port) as audit:        # trail not started yet
+    async with sink(tmp_path, port) as audit:  # trail not started yet
         events = [event(i) for i in range(300)]
         for e in events:
             audit.record(e)
         await asyncio.sleep(0.5)
-        assert await audit.outbox_size() == 300       # durable while the trail is away
+        assert await audit.outbox_size() == 300  # durable while the trail is away
         assert audit.stats.ship_failures > 0
         server = TrailServer(port)
         await server.start()
@@ -155,8 +163,8 @@ async def test_lost_acknowledgements_are_resent_and_deduplicated(tmp_path: Path,
             audit.record(e)
         assert await audit.drain()
     assert len(trail.fake.stored) == 50
-    assert trail.fake.receipts >= 150               # the same records arrived three times...
-    assert set(trail.fake.stored) == {e["eventID"] for e in events}   # ...and are stored once
+    assert trail.fake.receipts >= 150  # the same records arrived three times...
+    assert set(trail.fake.stored) == {e["eventID"] for e in events}  # ...and are stored once
 
 
 async def test_leftovers_are_shipped_by_the_next_start(tmp_path: Path) -> None:
@@ -166,7 +174,7 @@ async def test_leftovers_are_shipped_by_the_next_start(tmp_path: Path) -> None:
     events = [event(i) for i in range(40)]
     for e in events:
         audit.record(e)
-    await audit.aclose()                               # trail down: rows stay in the file
+    await audit.aclose()  # trail down: rows stay in the file
     server = TrailServer(port)
     await server.start()
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from strongroom.common.v1 import caller_pb2
 
 from common.audit import build_event
 from common.caller import root_caller
@@ -29,26 +30,59 @@ from services.trail.validate import (
     TrailInfo,
     validate_trail,
 )
-from strongroom.common.v1 import caller_pb2
-from tests.unit.trail.fakes import ACCOUNT, REGION, Clock, FakeKeyService, FakeObjectStore, FakeSigner, bucket_policy
+from tests.unit.trail.fakes import (
+    ACCOUNT,
+    REGION,
+    Clock,
+    FakeKeyService,
+    FakeObjectStore,
+    FakeSigner,
+    bucket_policy,
+)
 
 BUCKET = "trail-bucket"
 
 
 class Env:
-    def __init__(self, store: TrailStore, clock: Clock, objects: FakeObjectStore, keys: FakeKeyService,
-                 signer: FakeSigner, digest_seconds: float = 3600) -> None:
-        self.settings = Settings(account_id=ACCOUNT, region=REGION, trail_delivery_seconds=1,
-                                 trail_digest_seconds=digest_seconds)
+    def __init__(
+        self,
+        store: TrailStore,
+        clock: Clock,
+        objects: FakeObjectStore,
+        keys: FakeKeyService,
+        signer: FakeSigner,
+        digest_seconds: float = 3600,
+    ) -> None:
+        self.settings = Settings(
+            account_id=ACCOUNT, region=REGION, trail_delivery_seconds=1, trail_digest_seconds=digest_seconds
+        )
         self.store, self.clock, self.objects, self.keys, self.signer = store, clock, objects, keys, signer
-        self.service = TrailService(self.settings, store, objects=objects, keys=keys, signer=signer, clock=clock)
+        self.service = TrailService(
+            self.settings, store, objects=objects, keys=keys, signer=signer, clock=clock
+        )
         self.deliverer = Deliverer(self.settings, store, objects, signer, clock=clock, batch=50)
 
-    def event(self, name: str = "Encrypt", *, source: str = "kms.amazonaws.com", read_only: bool = False,
-              caller: caller_pb2.Caller | None = None, when: datetime | None = None, **kw: Any) -> dict[str, Any]:
-        return build_event(caller=caller or root_caller(ACCOUNT, REGION), event_source=source, event_name=name,
-                           region=REGION, recipient_account_id=ACCOUNT, request_parameters={"x": 1},
-                           read_only=read_only, event_time=when or self.clock(), **kw)
+    def event(
+        self,
+        name: str = "Encrypt",
+        *,
+        source: str = "kms.amazonaws.com",
+        read_only: bool = False,
+        caller: caller_pb2.Caller | None = None,
+        when: datetime | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        return build_event(
+            caller=caller or root_caller(ACCOUNT, REGION),
+            event_source=source,
+            event_name=name,
+            region=REGION,
+            recipient_account_id=ACCOUNT,
+            request_parameters={"x": 1},
+            read_only=read_only,
+            event_time=when or self.clock(),
+            **kw,
+        )
 
     async def put(self, *events: dict[str, Any]) -> tuple[int, int, list[str]]:
         return await self.service.put_events([(e["eventID"], json.dumps(e)) for e in events])
@@ -71,31 +105,48 @@ async def code_of(coro: Any) -> str:
 
 # ------------------------------------------------------------------ ingest + event history
 
+
 async def test_put_events_is_idempotent(env: Env) -> None:
     a, b = env.event(), env.event()
     assert await env.put(a, b, a) == (2, 1, [])
     assert await env.put(a, b) == (0, 2, [])
     assert await env.store.count_events() == 2
-    accepted, dups, rejected = await env.service.put_events([("bad", "{"), ("x", json.dumps({"eventID": "y"}))])
+    accepted, dups, rejected = await env.service.put_events(
+        [("bad", "{"), ("x", json.dumps({"eventID": "y"}))]
+    )
     assert (accepted, rejected) == (0, ["bad", "x"])
 
 
 async def _lookup(env: Env, **kw: Any) -> Any:
-    args: dict[str, Any] = {"attributes": [], "start": None, "end": None, "event_category": "",
-                            "max_results": None, "next_token": ""}
+    args: dict[str, Any] = {
+        "attributes": [],
+        "start": None,
+        "end": None,
+        "event_category": "",
+        "max_results": None,
+        "next_token": "",
+    }
     args.update(kw)
     return await env.service.lookup_events(**args)
 
 
 async def test_lookup_every_attribute(env: Env) -> None:
-    user = caller_pb2.Caller(principal_type="IAMUser", account_id=ACCOUNT, user_name="alice",
-                             principal_arn=f"arn:aws:iam::{ACCOUNT}:user/alice", principal_id="AIDA1",
-                             access_key_id="AKIAALICE")
+    user = caller_pb2.Caller(
+        principal_type="IAMUser",
+        account_id=ACCOUNT,
+        user_name="alice",
+        principal_arn=f"arn:aws:iam::{ACCOUNT}:user/alice",
+        principal_id="AIDA1",
+        access_key_id="AKIAALICE",
+    )
     key_arn = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k-1"
     e1 = env.event("CreateKey", resources=[{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}])
     e2 = env.event("DescribeKey", read_only=True, caller=user)
-    e3 = env.event("CreateBucket", source="s3.amazonaws.com",
-                   resources=[{"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::photos"}])
+    e3 = env.event(
+        "CreateBucket",
+        source="s3.amazonaws.com",
+        resources=[{"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::photos"}],
+    )
     await env.put(e1, e2, e3)
 
     async def ids(key: str, value: str) -> set[str]:
@@ -150,27 +201,40 @@ async def test_lookup_excludes_data_events_and_old_events(env: Env) -> None:
     insight = dict(env.event("Encrypt"), eventType="AwsCloudTrailInsight", eventCategory="Insight")
     await env.put(data, old, insight, env.event("Kept"))
     assert [r.event_name for r, _ in (await _lookup(env)).events] == ["Kept"]
-    assert [r.event_id for r, _ in (await _lookup(env, event_category="insight")).events] == [insight["eventID"]]
+    assert [r.event_id for r, _ in (await _lookup(env, event_category="insight")).events] == [
+        insight["eventID"]
+    ]
 
 
 # ------------------------------------------------------------------ trails
 
+
 async def test_create_trail_checks_bucket_and_policy(env: Env) -> None:
     svc = env.service
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name="missing-bucket")) == \
-        "S3BucketDoesNotExistException"
+    assert (
+        await code_of(svc.create_trail(name="tr1", s3_bucket_name="missing-bucket"))
+        == "S3BucketDoesNotExistException"
+    )
     env.objects.add_bucket("nopolicy")
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name="nopolicy")) == \
-        "InsufficientS3BucketPolicyException"
+    assert (
+        await code_of(svc.create_trail(name="tr1", s3_bucket_name="nopolicy"))
+        == "InsufficientS3BucketPolicyException"
+    )
     env.objects.add_bucket("aclonly", bucket_policy("aclonly", put=False))
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name="aclonly")) == \
-        "InsufficientS3BucketPolicyException"
+    assert (
+        await code_of(svc.create_trail(name="tr1", s3_bucket_name="aclonly"))
+        == "InsufficientS3BucketPolicyException"
+    )
     env.objects.add_bucket("putonly", bucket_policy("putonly", acl=False))
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name="putonly")) == \
-        "InsufficientS3BucketPolicyException"
+    assert (
+        await code_of(svc.create_trail(name="tr1", s3_bucket_name="putonly"))
+        == "InsufficientS3BucketPolicyException"
+    )
     env.objects.add_bucket("wrongprefix", bucket_policy("wrongprefix", prefix="other"))
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name="wrongprefix", s3_key_prefix="mine")) == \
-        "InsufficientS3BucketPolicyException"
+    assert (
+        await code_of(svc.create_trail(name="tr1", s3_bucket_name="wrongprefix", s3_key_prefix="mine"))
+        == "InsufficientS3BucketPolicyException"
+    )
     arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/tr1"
     env.objects.add_bucket("scoped", bucket_policy("scoped", source_arn=arn))
     trail = await svc.create_trail(name="tr1", s3_bucket_name="scoped")
@@ -179,22 +243,32 @@ async def test_create_trail_checks_bucket_and_policy(env: Env) -> None:
         await svc.create_trail(name="tr1", s3_bucket_name=BUCKET)
     assert exc.value.code == "TrailAlreadyExistsException"
     assert exc.value.message == f"Trail tr1 already exists for customer: {ACCOUNT}"
-    assert await code_of(svc.create_trail(name="bad name", s3_bucket_name=BUCKET)) == "InvalidTrailNameException"
-    assert await code_of(svc.create_trail(name="tr9", s3_bucket_name="Bad_Bucket")) == "InvalidS3BucketNameException"
-    assert await code_of(svc.create_trail(name="tr9", s3_bucket_name=BUCKET, sns_topic_name="topic")) == \
-        "InsufficientSnsTopicPolicyException"
+    assert (
+        await code_of(svc.create_trail(name="bad name", s3_bucket_name=BUCKET)) == "InvalidTrailNameException"
+    )
+    assert (
+        await code_of(svc.create_trail(name="tr9", s3_bucket_name="Bad_Bucket"))
+        == "InvalidS3BucketNameException"
+    )
+    assert (
+        await code_of(svc.create_trail(name="tr9", s3_bucket_name=BUCKET, sns_topic_name="topic"))
+        == "InsufficientSnsTopicPolicyException"
+    )
 
 
 async def test_trail_limit_and_not_found(env: Env) -> None:
     for i in range(5):
         await env.service.create_trail(name=f"trail{i}", s3_bucket_name=BUCKET)
-    assert await code_of(env.service.create_trail(name="trail5", s3_bucket_name=BUCKET)) == \
-        "MaximumNumberOfTrailsExceededException"
+    assert (
+        await code_of(env.service.create_trail(name="trail5", s3_bucket_name=BUCKET))
+        == "MaximumNumberOfTrailsExceededException"
+    )
     with pytest.raises(AwsError) as exc:
         await env.service.get_trail("nosuch")
     assert exc.value.code == "TrailNotFoundException"
-    assert exc.value.message == (f"Unknown trail: arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/nosuch "
-                                 f"for the user: {ACCOUNT}")
+    assert exc.value.message == (
+        f"Unknown trail: arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/nosuch for the user: {ACCOUNT}"
+    )
     await env.service.delete_trail(f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/trail0")
     assert [t.name for t in await env.service.list_trails()] == [f"trail{i}" for i in range(1, 5)]
     assert [t.name for t in await env.service.describe_trails(["trail2", "nosuch"], None)] == ["trail2"]
@@ -206,19 +280,42 @@ async def test_kms_key_checks(env: Env) -> None:
     env.keys.add("22222222-2222-2222-2222-222222222222", allow=False)
     env.keys.add("33333333-3333-3333-3333-333333333333", state="Disabled")
     env.keys.add("44444444-4444-4444-4444-444444444444", usage="SIGN_VERIFY")
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name=BUCKET, kms_key_id="not a key")) == \
-        "InvalidKmsKeyIdException"
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name=BUCKET,
-                                          kms_key_id="99999999-9999-9999-9999-999999999999")) == \
-        "KmsKeyNotFoundException"
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name=BUCKET,
-                                          kms_key_id="22222222-2222-2222-2222-222222222222")) == \
-        "InsufficientEncryptionPolicyException"
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name=BUCKET,
-                                          kms_key_id="33333333-3333-3333-3333-333333333333")) == "KmsException"
-    assert await code_of(svc.create_trail(name="tr1", s3_bucket_name=BUCKET,
-                                          kms_key_id="44444444-4444-4444-4444-444444444444")) == \
-        "InvalidKmsKeyIdException"
+    assert (
+        await code_of(svc.create_trail(name="tr1", s3_bucket_name=BUCKET, kms_key_id="not a key"))
+        == "InvalidKmsKeyIdException"
+    )
+    assert (
+        await code_of(
+            svc.create_trail(
+                name="tr1", s3_bucket_name=BUCKET, kms_key_id="99999999-9999-9999-9999-999999999999"
+            )
+        )
+        == "KmsKeyNotFoundException"
+    )
+    assert (
+        await code_of(
+            svc.create_trail(
+                name="tr1", s3_bucket_name=BUCKET, kms_key_id="22222222-2222-2222-2222-222222222222"
+            )
+        )
+        == "InsufficientEncryptionPolicyException"
+    )
+    assert (
+        await code_of(
+            svc.create_trail(
+                name="tr1", s3_bucket_name=BUCKET, kms_key_id="33333333-3333-3333-3333-333333333333"
+            )
+        )
+        == "KmsException"
+    )
+    assert (
+        await code_of(
+            svc.create_trail(
+                name="tr1", s3_bucket_name=BUCKET, kms_key_id="44444444-4444-4444-4444-444444444444"
+            )
+        )
+        == "InvalidKmsKeyIdException"
+    )
     trail = await svc.create_trail(name="tr1", s3_bucket_name=BUCKET, kms_key_id="alias/trail-key")
     assert trail.kms_key_id == good
     updated = await svc.update_trail(name="tr1", kms_key_id="")
@@ -244,16 +341,20 @@ async def test_tags(env: Env) -> None:
     assert await env.service.list_tags([trail.arn]) == [(trail.arn, [("env", "prod")])]
     assert await code_of(env.service.add_tags("tr1", [("a", "b")])) == "CloudTrailARNInvalidException"
     assert await code_of(env.service.add_tags(trail.arn + "x", [("a", "b")])) == "ResourceNotFoundException"
-    assert await code_of(env.service.add_tags(trail.arn, [(f"k{i}", "v") for i in range(50)])) == \
-        "TagsLimitExceededException"
+    assert (
+        await code_of(env.service.add_tags(trail.arn, [(f"k{i}", "v") for i in range(50)]))
+        == "TagsLimitExceededException"
+    )
 
 
 async def test_event_selectors(env: Env) -> None:
     await env.service.create_trail(name="tr1", s3_bucket_name=BUCKET)
     trail = await env.service.get_event_selectors("tr1")
     assert trail.event_selectors[0]["ReadWriteType"] == "All" and not trail.has_custom_event_selectors
-    assert await code_of(env.service.put_event_selectors("tr1", [{}], [{"FieldSelectors": []}])) == \
-        "InvalidEventSelectorsException"
+    assert (
+        await code_of(env.service.put_event_selectors("tr1", [{}], [{"FieldSelectors": []}]))
+        == "InvalidEventSelectorsException"
+    )
     assert await code_of(env.service.put_event_selectors("tr1", [], [])) == "InvalidEventSelectorsException"
     trail = await env.service.put_event_selectors("tr1", [{"ReadWriteType": "WriteOnly"}], None)
     assert trail.has_custom_event_selectors and trail.event_selectors[0]["IncludeManagementEvents"] is True
@@ -266,6 +367,7 @@ async def test_event_selectors(env: Env) -> None:
 
 
 # ------------------------------------------------------------------ delivery
+
 
 async def _logging_trail(env: Env, name: str = "tr1", **kw: Any) -> None:
     await env.service.create_trail(name=name, s3_bucket_name=BUCKET, **kw)
@@ -282,8 +384,10 @@ async def test_delivery_writes_each_selected_record_once(env: Env) -> None:
     await env.deliverer.deliver_all()
     keys = env.objects.keys(BUCKET, "/CloudTrail/")
     assert len(keys) >= 3
-    pattern = rf"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/\d{{4}}/\d{{2}}/\d{{2}}/{ACCOUNT}_CloudTrail_{REGION}_" \
-              r"\d{8}T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz"
+    pattern = (
+        rf"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/\d{{4}}/\d{{2}}/\d{{2}}/{ACCOUNT}_CloudTrail_{REGION}_"
+        r"\d{8}T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz"
+    )
     assert all(re.fullmatch(pattern, k) for k in keys)
     delivered = [r["eventID"] for k in keys for r in env.objects.records(BUCKET, k)]
     assert sorted(delivered) == sorted(e["eventID"] for e in events)  # no duplicates, no data event
@@ -344,19 +448,33 @@ async def test_kms_encrypted_delivery_and_stopped_window(env: Env) -> None:
     assert names == {"InWindow", "Late"}
     put = env.objects.puts[0]
     assert put.kms_key_id and put.kms_key_id.endswith("11111111-1111-1111-1111-111111111111")
-    assert put.encryption_context == {"aws:cloudtrail:arn": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/tr1"}
+    assert put.encryption_context == {
+        "aws:cloudtrail:arn": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/tr1"
+    }
 
 
 async def test_selectors_apply_to_delivery(env: Env) -> None:
     await _logging_trail(env)
-    await env.service.put_event_selectors("tr1", [
-        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True,
-         "DataResources": [{"Type": "AWS::S3::Object", "Values": [f"arn:aws:s3:::{BUCKET}/data/"]}]}], None)
+    await env.service.put_event_selectors(
+        "tr1",
+        [
+            {
+                "ReadWriteType": "WriteOnly",
+                "IncludeManagementEvents": True,
+                "DataResources": [{"Type": "AWS::S3::Object", "Values": [f"arn:aws:s3:::{BUCKET}/data/"]}],
+            }
+        ],
+        None,
+    )
     obj = {"accountId": ACCOUNT, "type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{BUCKET}/data/x"}
-    events = [env.event("Write"), env.event("Read", read_only=True),
-              env.event("PutObject", source="s3.amazonaws.com", management_event=False, resources=[obj]),
-              env.event("GetObject", source="s3.amazonaws.com", management_event=False, resources=[obj],
-                        read_only=True)]
+    events = [
+        env.event("Write"),
+        env.event("Read", read_only=True),
+        env.event("PutObject", source="s3.amazonaws.com", management_event=False, resources=[obj]),
+        env.event(
+            "GetObject", source="s3.amazonaws.com", management_event=False, resources=[obj], read_only=True
+        ),
+    ]
     await env.put(*events)
     await env.deliverer.deliver_all()
     names = sorted(r["eventName"] for k in env.objects.keys(BUCKET) for r in env.objects.records(BUCKET, k))
@@ -364,6 +482,7 @@ async def test_selectors_apply_to_delivery(env: Env) -> None:
 
 
 # ------------------------------------------------------------------ digests + validator
+
 
 async def _validated(env: Env) -> tuple[Any, TrailInfo]:
     env.deliverer.digest_seconds = 60
@@ -384,15 +503,19 @@ async def _report(env: Env, start: datetime, info: TrailInfo) -> Any:
     from services.trail.domain.digest import fingerprint
 
     pub = next(iter(keys))
-    return await validate_trail(env.objects, info, {fingerprint(pub): pub}, start, env.clock() + timedelta(minutes=1))
+    return await validate_trail(
+        env.objects, info, {fingerprint(pub): pub}, start, env.clock() + timedelta(minutes=1)
+    )
 
 
 async def test_digests_chain_and_validate(env: Env) -> None:
     start, info = await _validated(env)
     digests = env.objects.keys(BUCKET, "CloudTrail-Digest")
     assert len(digests) == 3
-    assert all(re.search(rf"{ACCOUNT}_CloudTrail-Digest_{REGION}_tr1_{REGION}_\d{{8}}T\d{{6}}Z\.json\.gz$", k)
-               for k in digests)
+    assert all(
+        re.search(rf"{ACCOUNT}_CloudTrail-Digest_{REGION}_tr1_{REGION}_\d{{8}}T\d{{6}}Z\.json\.gz$", k)
+        for k in digests
+    )
     docs = [json.loads(__import__("gzip").decompress(env.objects.buckets[BUCKET][k][0])) for k in digests]
     assert docs[0]["previousDigestSignature"] is None
     assert docs[1]["previousDigestS3Object"] == digests[0]
@@ -408,7 +531,7 @@ async def test_validator_names_modified_deleted_and_forged_files(env: Env) -> No
     import gzip
 
     start, info = await _validated(env)
-    logs = [d.key for d in await env.store.deliveries("tr1", "log")]       # in delivery order
+    logs = [d.key for d in await env.store.deliveries("tr1", "log")]  # in delivery order
     digests = [d.key for d in await env.store.deliveries("tr1", "digest")]
     bucket = env.objects.buckets[BUCKET]
     # modify log files (valid gzip, one record changed): the one listed by the valid digest is caught
@@ -422,7 +545,9 @@ async def test_validator_names_modified_deleted_and_forged_files(env: Env) -> No
     from services.trail.domain.logfile import key_timestamp, log_file_key
 
     forged_at = (key_timestamp(digests[2]) or env.clock()) - timedelta(seconds=60)
-    forged = log_file_key(prefix="", account_id=ACCOUNT, region=REGION, when=forged_at, unique="FORGEDFORGEDFORG")
+    forged = log_file_key(
+        prefix="", account_id=ACCOUNT, region=REGION, when=forged_at, unique="FORGEDFORGEDFORG"
+    )
     bucket[forged] = (gzip.compress(b'{"Records":[]}'), {})
     # modify the middle digest, delete the first
     doc = json.loads(gzip.decompress(bucket[digests[1]][0]))
@@ -435,8 +560,8 @@ async def test_validator_names_modified_deleted_and_forged_files(env: Env) -> No
     assert ("digest", DELETED, digests[0]) in problems
     assert ("log", MODIFIED, logs[2]) in problems
     assert ("log", FORGED, forged) in problems
-    assert ("log", DELETED, logs[1]) in problems          # listed by the modified digest
-    assert ("log", UNVERIFIED, logs[0]) in problems       # its digest was deleted
+    assert ("log", DELETED, logs[1]) in problems  # listed by the modified digest
+    assert ("log", UNVERIFIED, logs[0]) in problems  # its digest was deleted
     assert ("digest", VALID, digests[2]) in {(f.kind, f.status, f.key) for f in report.findings}
 
 
@@ -463,3 +588,43 @@ async def test_list_public_keys(env: Env) -> None:
         await env.service.list_public_keys(env.clock(), env.clock() - timedelta(hours=1))
     assert exc.value.code == "InvalidTimeRangeException"
     assert datetime.now(timezone.utc) > env.clock() - timedelta(days=1)
+
+
+async def test_insights_are_stored_looked_up_and_delivered(env: Env) -> None:
+    from services.trail.domain.insights import InsightDetector
+
+    env.service.insights = InsightDetector(
+        account_id=ACCOUNT,
+        region=REGION,
+        bucket_seconds=10,
+        baseline_buckets=6,
+        min_history_buckets=3,
+        min_count=5,
+    )
+    base = env.clock().replace(second=0)
+    env.clock.now = base
+    await _logging_trail(env)
+    await env.service.put_insight_selectors("tr1", [{"InsightType": "ApiCallRateInsight"}], "", "")
+    for b in range(4):
+        await env.put(env.event("CreateKey", when=base + timedelta(seconds=b * 10 + 1)))
+    await env.put(*[env.event("CreateKey", when=base + timedelta(seconds=41)) for _ in range(30)])
+    env.clock.now = base + timedelta(seconds=50)
+    assert await env.service.evaluate_insights() == 1
+    await env.put(env.event("CreateKey", when=base + timedelta(seconds=51)))
+    env.clock.now = base + timedelta(seconds=60)
+    assert await env.service.evaluate_insights() == 1
+    found = await _lookup(env, event_category="insight", attributes=[("EventName", "CreateKey")])
+    states = [json.loads(row.body)["insightDetails"]["state"] for row, _ in found.events]
+    assert states == ["End", "Start"]
+    await env.deliverer.deliver_all()
+    insight_files = env.objects.keys(BUCKET, "/CloudTrail-Insight/")
+    assert len(insight_files) == 1
+    assert [r["insightDetails"]["state"] for r in env.objects.records(BUCKET, insight_files[0])] == [
+        "Start",
+        "End",
+    ]
+    assert all(
+        "Insight" not in json.dumps(r.get("eventCategory"))
+        for k in env.objects.keys(BUCKET, "/CloudTrail/")
+        for r in env.objects.records(BUCKET, k)
+    )
