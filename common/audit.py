@@ -119,7 +119,9 @@ def build_event(
     event["responseElements"] = dict(response_elements) if response_elements is not None else None
     if additional_event_data:
         event["additionalEventData"] = dict(additional_event_data)
-    event["requestID"] = request_id or caller.request_id or str(uuid.uuid4())
+    # A call one service makes for another (S3 -> KMS) is a request of its own: its record
+    # gets its own requestID and is linked to the caller's record by sharedEventID.
+    event["requestID"] = request_id or (None if caller.invoked_by else caller.request_id) or str(uuid.uuid4())
     event["eventID"] = event_id or str(uuid.uuid4())
     event["readOnly"] = read_only
     resources = list(resources)

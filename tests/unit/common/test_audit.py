@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from strongroom.common.v1 import caller_pb2
+
+from common.audit import build_event, redact_parameters, user_identity
+
+ACCT = "111122223333"
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _user() -> caller_pb2.Caller:
+    return caller_pb2.Caller(
+        principal_type="IAMUser", account_id=ACCT, principal_arn=f"arn:aws:iam::{ACCT}:user/lab",
+        principal_id="AIDAEXAMPLE", user_name="lab", access_key_id="AKIAEXAMPLE",
+        source_ip="127.0.0.1", user_agent="aws-cli/1", request_id="req-1")
+
+
+def test_record_has_cloudtrail_shape() -> None:
+    when = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    e = build_event(caller=_user(), event_source="kms.amazonaws.com", event_name="Encrypt",
+                    region="us-east-1", recipient_account_id=ACCT,
+                    request_parameters=redact_parameters({"KeyId": "alias/x", "Plaintext": b"secret"}),
+                    resources=[{"accountId": ACCT, "type": "AWS::KMS::Key", "ARN": KEY_ARN}],
+                    read_only=False, event_time=when)
+    assert e["eventTime"] == "2026-12-01T12:00:00Z"
+    assert e["userIdentity"] == {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+                                 "arn": f"arn:aws:iam::{ACCT}:user/lab", "accountId": ACCT,
+                                 "accessKeyId": "AKIAEXAMPLE", "userName": "lab"}
+    assert e["requestParameters"] == {"keyId": "alias/x"}
+    assert e["requestID"] == "req-1"
+    assert e["eventCategory"] == "Management" and e["managementEvent"] is True
+    assert e["resources"][0]["ARN"] == KEY_ARN
+    assert "errorCode" not in e and "sharedEventID" not in e
+
+
+def test_call_made_for_another_service_has_its_own_request_id() -> None:
+    caller = _user()
+    caller.invoked_by = "s3.amazonaws.com"
+    caller.shared_event_id = "shared-1"
+    e = build_event(caller=caller, event_source="kms.amazonaws.com", event_name="GenerateDataKey",
+                    region="us-east-1", recipient_account_id=ACCT, request_parameters={},
+                    read_only=True)
+    assert e["requestID"] != "req-1"
+    assert e["sharedEventID"] == "shared-1"
+    assert e["sourceIPAddress"] == e["userAgent"] == "s3.amazonaws.com"
+    assert e["userIdentity"]["invokedBy"] == "s3.amazonaws.com"
+
+
+def test_identities() -> None:
+    assert user_identity(caller_pb2.Caller(principal_type="AWSService",
+                                           service_principal="cloudtrail.amazonaws.com")) == {
+        "type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"}
+    assert user_identity(caller_pb2.Caller())["accountId"] == "ANONYMOUS_PRINCIPAL"
+
+
+def test_failures_carry_error_code_and_message() -> None:
+    e = build_event(caller=_user(), event_source="kms.amazonaws.com", event_name="Decrypt",
+                    region="us-east-1", recipient_account_id=ACCT, request_parameters=None,
+                    read_only=True, error_code="AccessDenied", error_message="denied")
+    assert (e["errorCode"], e["errorMessage"]) == ("AccessDenied", "denied")
+    assert e["requestParameters"] is None
