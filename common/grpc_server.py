@@ -180,8 +180,8 @@ def make_server() -> grpc.aio.Server:
     def add_registered_method_handlers(service_name: str, method_handlers: Any) -> None:
         del service_name, method_handlers  # served by the generic handler added alongside
 
-    server.add_generic_rpc_handlers = add_generic_rpc_handlers  # type: ignore[method-assign]
-    server.add_registered_method_handlers = add_registered_method_handlers  # type: ignore[method-assign]
+    setattr(server, "add_generic_rpc_handlers", add_generic_rpc_handlers)
+    setattr(server, "add_registered_method_handlers", add_registered_method_handlers)
     return server
 
 

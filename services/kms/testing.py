@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
 from common.audit import MemorySink
 from common.grpc_server import make_server
 from services.kms.api import register

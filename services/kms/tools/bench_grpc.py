@@ -7,6 +7,9 @@ with the caller metadata the gateway sends (a root caller with request fields), 
 the child's CPU time per call read from ``/proc`` (user + system, all threads), so the
 client's own cost is not counted.
 
+Operation ``Health`` (grpc.health.v1 Check on the same server, same metadata) is the floor:
+what any unary call costs the server before the servicer does anything.
+
 ``--outbox`` gives the servicer the durable audit outbox (common/audit_outbox.OutboxSink)
 instead of the in-memory sink, shipping to a stub trail ``PutEvents`` served by this process:
 the difference is what the outbox costs the KMS process per record.
@@ -32,7 +35,7 @@ from typing import Any
 
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
-OPS = ("Encrypt", "Decrypt", "GenerateDataKey")
+OPS = ("Health", "Encrypt", "Decrypt", "GenerateDataKey")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -54,7 +57,7 @@ def _thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
+def _child(conn: Any, outbox_target: str | None, uvloop: bool, fake_hsm: bool) -> None:
     from services.kms.testing import softhsm_token
 
     async def run() -> None:
@@ -75,8 +78,13 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
         from services.kms.testing import SOFTHSM_MODULE
 
         with softhsm_token() as token, tempfile.TemporaryDirectory() as tmp:
-            hsm = Pkcs11Hsm(SOFTHSM_MODULE, token.label, token.pin)
-            hsm.open()
+            if fake_hsm:
+                from services.kms.hsm.fake import FakeHsm
+
+                hsm: Any = FakeHsm()
+            else:
+                hsm = Pkcs11Hsm(SOFTHSM_MODULE, token.label, token.pin)
+                hsm.open()
             store = SqliteStore(Path(tmp) / "kms.sqlite3")
             await store.open()
             async with contextlib.AsyncExitStack() as stack:
@@ -99,6 +107,9 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
                 await service.load()
                 server = make_server()
                 register(server, service, ACCOUNT, REGION)
+                from grpc_health.v1 import health, health_pb2_grpc
+
+                health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
                 port = server.add_insecure_port("127.0.0.1:0")
                 await server.start()
                 loop = asyncio.get_running_loop()
@@ -135,7 +146,8 @@ def _child(conn: Any, outbox_target: str | None, uvloop: bool) -> None:
                     conn.send("ok")
                 await server.stop(1)
             await store.close()
-            await hsm.close()
+            if not fake_hsm:
+                await hsm.close()
 
     if uvloop:
         import uvloop as _uvloop
@@ -174,11 +186,13 @@ async def _drive(args: argparse.Namespace) -> None:
         outbox_target = f"127.0.0.1:{trail_port}"
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child, args=(child, outbox_target, args.uvloop), daemon=True)
+    proc = ctx.Process(target=_child, args=(child, outbox_target, args.uvloop, args.fake_hsm), daemon=True)
     proc.start()
     loop = asyncio.get_running_loop()
     port = await loop.run_in_executor(None, parent.recv)
-    print(f"server pid {proc.pid} port {port}", file=sys.stderr, flush=True)
+    pid = proc.pid
+    assert pid is not None
+    print(f"server pid {pid} port {port}", file=sys.stderr, flush=True)
 
     async def control(msg: Any) -> None:
         parent.send(msg)
@@ -199,7 +213,10 @@ async def _drive(args: argparse.Namespace) -> None:
             stub = kms_pb2_grpc.KeyManagementServiceStub(channel)
             key = (await stub.CreateKey(kms_pb2.CreateKeyRequest(description="bench"))).key_metadata.key_id
             blob = (await stub.Encrypt(kms_pb2.EncryptRequest(key_id=key, plaintext=b"A" * 64))).ciphertext_blob
+            from grpc_health.v1 import health_pb2, health_pb2_grpc
+
             requests = {
+                "Health": (health_pb2_grpc.HealthStub(channel).Check, health_pb2.HealthCheckRequest()),
                 "Encrypt": (stub.Encrypt, kms_pb2.EncryptRequest(key_id=key, plaintext=b"A" * 64)),
                 "Decrypt": (stub.Decrypt, kms_pb2.DecryptRequest(ciphertext_blob=blob)),
                 "GenerateDataKey": (stub.GenerateDataKey,
@@ -220,11 +237,11 @@ async def _drive(args: argparse.Namespace) -> None:
                     await control("profile-on")
                 if args.gc_stats:
                     await control("gc-on")
-                th0 = _thread_cpu(proc.pid)
-                c0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
+                th0 = _thread_cpu(pid)
+                c0, t0 = _cpu_seconds(pid), time.perf_counter()
                 await asyncio.gather(*(worker(i, per) for i in range(args.concurrency)))
-                c1, t1 = _cpu_seconds(proc.pid), time.perf_counter()
-                th1 = _thread_cpu(proc.pid)
+                c1, t1 = _cpu_seconds(pid), time.perf_counter()
+                th1 = _thread_cpu(pid)
                 if args.profile:
                     await control(("profile-off", f"{args.profile}.{op}"))
                 n = per * args.concurrency
@@ -257,6 +274,7 @@ def main() -> int:
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--outbox", action="store_true", help="durable outbox to a stub trail")
     parser.add_argument("--uvloop", action="store_true", help="run the server on uvloop (if installed)")
+    parser.add_argument("--fake-hsm", action="store_true", help="services/kms/hsm/fake.py instead of SoftHSM2")
     parser.add_argument("--threads", action="store_true", help="server CPU per thread")
     parser.add_argument("--gc-stats", action="store_true", help="time the server's garbage collections")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server's measured window")
