@@ -12,7 +12,8 @@ with such members already removed (see ``redact_parameters``).
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -42,8 +43,34 @@ def redact_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None
     return out
 
 
+# The variant nibble of a v4 UUID is 8, 9, a or b (RFC 9562: bits 10xx); any hex digit maps
+# to one of them uniformly.
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` but about 4x cheaper.
+
+    Same 122 random bits from ``os.urandom``; the version nibble is 4 and the variant bits
+    are 10 (``uuid.UUID(new_event_id()).version == 4``).
+    """
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_iso_cache: tuple[int, str] = (-1, "")
+
+
 def iso_time(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2026-01-01T00:00:00Z`` (UTC, whole seconds); the text is reused within a second."""
+    global _iso_cache
+    second = int(when.timestamp() // 1)
+    cached = _iso_cache
+    if cached[0] == second:
+        return cached[1]
+    text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    _iso_cache = (second, text)
+    return text
 
 
 def user_identity(caller: caller_pb2.Caller) -> dict[str, Any]:
@@ -121,8 +148,8 @@ def build_event(
         event["additionalEventData"] = dict(additional_event_data)
     # A call one service makes for another (S3 -> KMS) is a request of its own: its record
     # gets its own requestID and is linked to the caller's record by sharedEventID.
-    event["requestID"] = request_id or (None if caller.invoked_by else caller.request_id) or str(uuid.uuid4())
-    event["eventID"] = event_id or str(uuid.uuid4())
+    event["requestID"] = request_id or (None if caller.invoked_by else caller.request_id) or new_event_id()
+    event["eventID"] = event_id or new_event_id()
     event["readOnly"] = read_only
     resources = list(resources)
     if resources:

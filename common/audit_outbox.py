@@ -59,7 +59,6 @@ import random
 import sqlite3
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +69,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from common.audit import new_event_id
 from common.config import Settings
 from common.logging import get_logger
 
@@ -110,8 +110,17 @@ def _log(level: str, event: str, **fields: Any) -> None:
         getattr(log, level)(event, **fields)
 
 
+# One encoder for the sink's lifetime (json.dumps with options builds a new one per call).
+# The C encoder does the work; ``default`` only runs for values JSON has no type for.
+# check_circular=False: a self-referencing record fails with RecursionError instead of
+# ValueError; write() drops it either way.
+_encode = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=str, check_circular=False
+).encode
+
+
 def _dumps(event: Mapping[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _encode(event)
 
 
 class _OutboxDb:
@@ -144,7 +153,7 @@ class _OutboxDb:
             try:
                 event_id = event.get("eventID")
                 if not isinstance(event_id, str) or not event_id or "\n" in event_id:
-                    event_id = str(uuid.uuid4())
+                    event_id = new_event_id()
                     event["eventID"] = event_id
                 bodies.append(_dumps(event))
                 ids.append(event_id)

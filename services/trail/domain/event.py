@@ -57,8 +57,23 @@ class IndexedEvent:
     record: dict[str, Any]  # the decoded record (selector matching, insights)
 
 
+_TIME_CACHE: dict[str, int] = {}
+
+
 def parse_event_time(text: str) -> int:
     """``2025-10-27T00:00:52Z`` (or with fractions / offset) -> epoch milliseconds."""
+    # The records of a batch share a handful of whole-second times: remember recent ones.
+    cached = _TIME_CACHE.get(text)
+    if cached is not None:
+        return cached
+    ms = _parse_event_time(text)
+    if len(_TIME_CACHE) >= 4096:
+        _TIME_CACHE.clear()
+    _TIME_CACHE[text] = ms
+    return ms
+
+
+def _parse_event_time(text: str) -> int:
     value = text.strip()
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"

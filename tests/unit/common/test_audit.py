@@ -61,3 +61,37 @@ def test_failures_carry_error_code_and_message() -> None:
                     read_only=True, error_code="AccessDenied", error_message="denied")
     assert (e["errorCode"], e["errorMessage"]) == ("AccessDenied", "denied")
     assert e["requestParameters"] is None
+
+
+def test_generated_ids_are_random_v4_uuids() -> None:
+    import uuid
+
+    from common.audit import new_event_id
+
+    ids = {new_event_id() for _ in range(20_000)}
+    assert len(ids) == 20_000
+    variants = set()
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+        variants.add(text[19])
+    assert variants == set("89ab")
+    e = build_event(caller=caller_pb2.Caller(principal_type="Root", account_id=ACCT),
+                    event_source="kms.amazonaws.com", event_name="ListKeys", region="us-east-1",
+                    recipient_account_id=ACCT, request_parameters=None, read_only=True)
+    assert uuid.UUID(e["eventID"]).version == 4 and uuid.UUID(e["requestID"]).version == 4
+    assert e["eventID"] != e["requestID"]
+
+
+def test_event_time_text_matches_strftime_across_seconds() -> None:
+    from datetime import timedelta
+
+    from common.audit import iso_time
+
+    base = datetime(2026, 12, 31, 23, 59, 58, 999_999, tzinfo=timezone.utc)
+    for delta_us in (0, 1, 1_000_000, 1_000_001, 2_500_000, 0):
+        when = base + timedelta(microseconds=delta_us)
+        assert iso_time(when) == when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    east = datetime(2026, 1, 1, 5, 0, 0, tzinfo=timezone(timedelta(hours=5)))
+    assert iso_time(east) == "2026-01-01T00:00:00Z"
+    assert iso_time(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=timezone.utc)) == "1969-12-31T23:59:59Z"
