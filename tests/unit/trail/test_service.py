@@ -530,6 +530,10 @@ async def test_digests_chain_and_validate(env: Env) -> None:
 async def test_validator_names_modified_deleted_and_forged_files(env: Env) -> None:
     import gzip
 
+    # Log file names have minute precision: a clock starting in the last seconds of a minute
+    # puts the forged file's minute into the newest digest's pending window (a known edge of
+    # the validator, see the closing note); start mid-minute so the test is deterministic.
+    env.clock.now = env.clock().replace(second=10, microsecond=0)
     start, info = await _validated(env)
     logs = [d.key for d in await env.store.deliveries("tr1", "log")]  # in delivery order
     digests = [d.key for d in await env.store.deliveries("tr1", "digest")]
