@@ -391,6 +391,16 @@ def _parse_authorization(s3: bool, authorization: str) -> tuple[str | None, str 
     return fields.get("Credential"), fields.get("SignedHeaders"), fields.get("Signature")
 
 
+
+async def _credential(s3: bool, lookup: CredentialLookup, access_key_id: str,
+                      token: str | None, now_ts: float) -> SigningCredential:
+    """The signing credential of ``access_key_id``, with its session token checked."""
+    credential = await lookup(access_key_id)
+    if credential is None:
+        raise errors.unknown_access_key(s3, access_key_id)
+    check_session_token(s3, credential, token, now_ts)
+    return credential
+
 async def verify_sigv4_header(
     req: HttpRequestView,
     authorization: str,
@@ -483,10 +493,7 @@ async def verify_sigv4_header(
         payload_line = ""
 
     # --- who is it -----------------------------------------------------------
-    credential = await lookup(access_key_id)
-    if credential is None:
-        raise errors.unknown_access_key(s3, access_key_id)
-    check_session_token(s3, credential, headers.get("x-amz-security-token"), now_ts)
+    credential = await _credential(s3, lookup, access_key_id, headers.get("x-amz-security-token"), now_ts)
 
     if not s3:
         payload_line = body_sha256() if body_sha256 is not None else str(sha256_hex)
@@ -628,10 +635,7 @@ async def verify_sigv4_query(
         mode, sha256_hex = _non_s3_payload(headers, body_sha256)
         payload_line = ""
 
-    credential = await lookup(access_key_id)
-    if credential is None:
-        raise errors.unknown_access_key(s3, access_key_id)
-    check_session_token(s3, credential, params.get("X-Amz-Security-Token"), now_ts)
+    credential = await _credential(s3, lookup, access_key_id, params.get("X-Amz-Security-Token"), now_ts)
 
     if not s3:
         payload_line = body_sha256() if body_sha256 is not None else str(sha256_hex)
