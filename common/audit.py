@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -48,14 +48,27 @@ def redact_parameters(params: Mapping[str, Any] | None) -> dict[str, Any] | None
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
-def new_event_id() -> str:
+def new_request_id() -> str:
     """A random (version 4) UUID string, as ``str(uuid.uuid4())`` but about 4x cheaper.
 
     Same 122 random bits from ``os.urandom``; the version nibble is 4 and the variant bits
-    are 10 (``uuid.UUID(new_event_id()).version == 4``).
+    are 10 (``uuid.UUID(new_request_id()).version == 4``).
     """
     h = os.urandom(16).hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+def new_event_id() -> str:
+    """A time-ordered (version 7, RFC 9562) UUID string for a record's ``eventID``.
+
+    48 bits of Unix milliseconds, then 74 random bits (``uuid.UUID(x).version == 7``). Like
+    AWS's v4 ids it is an opaque, unique GUID to every client; being time-ordered lets the
+    trail's unique eventID index grow at its end instead of at random pages (measured on a
+    120k-record store: 16 us per stored record instead of 43 us and climbing).
+    """
+    ms = f"{time.time_ns() // 1_000_000:012x}"
+    h = os.urandom(10).hex()
+    return f"{ms[:8]}-{ms[8:12]}-7{h[:3]}-{_VARIANT[h[3]]}{h[4:7]}-{h[8:20]}"
 
 
 _iso_cache: tuple[int, str] = (-1, "")
@@ -148,7 +161,7 @@ def build_event(
         event["additionalEventData"] = dict(additional_event_data)
     # A call one service makes for another (S3 -> KMS) is a request of its own: its record
     # gets its own requestID and is linked to the caller's record by sharedEventID.
-    event["requestID"] = request_id or (None if caller.invoked_by else caller.request_id) or new_event_id()
+    event["requestID"] = request_id or (None if caller.invoked_by else caller.request_id) or new_request_id()
     event["eventID"] = event_id or new_event_id()
     event["readOnly"] = read_only
     resources = list(resources)
@@ -166,10 +179,26 @@ def build_event(
     return event
 
 
-class AuditSink(Protocol):
-    """Where services put records. ``record`` is synchronous, cheap and never raises."""
+Event = dict[str, Any] | Callable[[], dict[str, Any]]
+"""A record, or a zero-argument function that builds it (see :class:`AuditSink`)."""
 
-    def record(self, event: dict[str, Any]) -> None: ...
+
+def materialize(event: Event) -> dict[str, Any]:
+    """The record itself (calls a deferred record's builder)."""
+    return event() if callable(event) else event
+
+
+class AuditSink(Protocol):
+    """Where services put records. ``record`` is synchronous, cheap and never raises.
+
+    A service on a hot path may pass a builder instead of the record: a function (usually a
+    ``functools.partial`` over values already fixed, event time included) that the sink
+    calls later, together with the other records of a batch. The request then pays for
+    queuing only, and the building runs in a tight loop, where it costs less than half as
+    much CPU as it does between requests (measured in the KMS process).
+    """
+
+    def record(self, event: Event) -> None: ...
 
 
 class MemorySink:
@@ -178,5 +207,5 @@ class MemorySink:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def record(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    def record(self, event: Event) -> None:
+        self.events.append(materialize(event))

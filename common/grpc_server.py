@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from common.errors import AwsError, InternalFailure
 from common.grpc_errors import to_rpc_status
+from common.heap import settle_heap
 from common.logging import get_logger
 
 log = get_logger(__name__)
@@ -207,6 +208,7 @@ async def run_service(name: str, host: str, port: int, setup: Setup,
         for svc in (*service_names, ""):
             await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
         log.info("service_started", name=name, address=f"{host}:{bound}")
+        settle_heap()
         await stop.wait()
         log.info("service_stopping", name=name)
         for svc in (*service_names, ""):

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from common.config import Settings
 from common.credentials import ensure_root_credentials
+from common.heap import settle_heap
 from common.logging import configure, get_logger
 from gateway.app import make_app
 
@@ -37,6 +38,7 @@ async def serve(settings: Settings) -> None:
         await site.start()
         log.info("gateway_started", address=f"http://{settings.host}:{settings.port}",
                  account=settings.account_id, region=settings.region)
+        settle_heap()
         await stop.wait()
         log.info("gateway_stopping")
     finally:

@@ -10,8 +10,8 @@ Request path (every request except ``GET /_strongroom/health``):
 5. per protocol:
 
    * JSON 1.1 (KMS, CloudTrail): body -> typed input (protocols/json.py) -> model validation
-     (validate.py) -> ``<Op>Request`` (shapes.py) -> the backend's RPC over the app's one
-     channel, with the caller as metadata -> ``<Op>Response`` -> AWS JSON;
+     (common/aws_validation.py) -> ``<Op>Request`` (shapes.py) -> the backend's RPC over the
+     app's one channel, with the caller as metadata -> ``<Op>Response`` -> AWS JSON;
    * Query (IAM, STS): parameters -> typed input (protocols/query.py) -> validation ->
      authorisation with the caller's identity policies -> gateway/iam -> XML; one CloudTrail
      record per call into the audit sink;
@@ -43,6 +43,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.audit import AuditSink, MemorySink
+from common.aws_validation import validate
 from common.caller import CALLER_METADATA_KEY, caller_metadata
 from common.config import Settings
 from common.errors import AwsError
@@ -55,7 +56,7 @@ from gateway.auth import (
     parse_query,
     require_authenticated,
 )
-from gateway.aws import router, shapes, validate
+from gateway.aws import router, shapes
 from gateway.audit import record_call
 from gateway.aws.errors import (
     InvalidAction,
@@ -221,7 +222,7 @@ async def handle_json(gw: Gateway, request: web.Request, route: router.Route,
                 f"{route.operation} is not supported by this endpoint.")
         input_shape = op.model.input_shape
         params = json_protocol.parse_request(input_shape, body)
-        validate.validate(input_shape, params)
+        validate(input_shape, params)
         try:
             message = shapes.to_message(input_shape, op.request, params)
         except (TypeError, ValueError) as exc:  # a value the message cannot hold
@@ -332,7 +333,7 @@ async def _run_local(gw: Gateway, binding: LocalBinding, route: router.Route,
     service_obj = gw.iam if binding.service == "iam" else gw.sts
     try:
         values = query_protocol.parse_request(op_model.input_shape, params)
-        validate.validate(op_model.input_shape, values)
+        validate(op_model.input_shape, values)
         call = Call(identity=identity, context=condition_context(caller))
         if op.action is not None and op.resource is not None:
             resource = await op.resource(service_obj, call, values)

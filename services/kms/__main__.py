@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from common import logging as slog
-from common.audit import AuditSink
+from common.audit import AuditSink, Event, materialize
 from common.config import Settings
 from common.grpc_server import run_service
 from services.kms.api import register
@@ -34,8 +34,8 @@ class BoundedMemorySink:
     def __init__(self, size: int = 10000) -> None:
         self.events: deque[dict[str, Any]] = deque(maxlen=size)
 
-    def record(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    def record(self, event: Event) -> None:
+        self.events.append(materialize(event))
 
 
 @contextlib.asynccontextmanager

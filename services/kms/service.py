@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from common.audit import AuditSink, build_event
+from common.aws_validation import OperationValidator, Rules, service_model
 from common.caller import Caller
 from common.errors import AwsError, InternalFailure
 from common.logging import get_logger
@@ -44,7 +46,7 @@ from services.kms.domain.identifiers import (RESERVED_ALIAS_PREFIX, KeyRef, alia
                                              parse_key_ref, validate_alias_name)
 from services.kms.domain.keys import (CONTEXT_GRANT_OPERATIONS, Alias, Grant, Key, KeyMaterial, KeyState,
                                       MaterialState, check_state)
-from services.kms.domain.policy import (IAM_ONLY_ACTIONS, MANAGED_DESCRIPTIONS, MAX_POLICY_BYTES,
+from services.kms.domain.policy import (MANAGED_DESCRIPTIONS, MAX_POLICY_BYTES,
                                         POLICY_NAME, PREDEFINED_MANAGED_ALIASES, aws_managed_key_policy,
                                         default_key_policy)
 from services.kms.domain.specs import (DATA_KEY_BYTES, DATA_KEY_PAIR_SPECS, DIGEST_SIZE, HASH_OF_MAC,
@@ -53,9 +55,12 @@ from services.kms.domain.specs import (DATA_KEY_BYTES, DATA_KEY_PAIR_SPECS, DIGE
 from services.kms.hsm.codec import CURVES
 from services.kms.hsm.port import Hsm, HsmAuthenticationError, HsmError
 from services.kms.store.sqlite import SqliteStore
-from services.kms.validation import Validator
 
 log = get_logger(__name__)
+
+# Requests arrive over gRPC: top-level members only (nested ones are checked by the use cases that
+# read them), "" is absent, and the KMS API keeps its own deviations from AWS's wording (see Rules).
+VALIDATION_RULES = Rules(nested=False, empty_is_absent=True, required_first=True, first_per_member=True)
 
 Clock = Callable[[], datetime]
 EVENT_SOURCE = "kms.amazonaws.com"
@@ -127,14 +132,14 @@ class Ctx:
 
 class KmsService:
     def __init__(self, *, store: SqliteStore, hsm: Hsm, sink: AuditSink, account: str, region: str,
-                 clock: Clock = utcnow, validator: Validator | None = None) -> None:
+                 clock: Clock = utcnow, validator: OperationValidator | None = None) -> None:
         self.store = store
         self.hsm = hsm
         self.sink = sink
         self.account = account
         self.region = region
         self.clock = clock
-        self.validator = validator or Validator()
+        self.validator = validator or OperationValidator(service_model("kms"), VALIDATION_RULES)
         self.keys: dict[str, Key] = {}
         self.materials: dict[str, dict[str, KeyMaterial]] = {}
         self.aliases: dict[str, Alias] = {}
@@ -232,18 +237,22 @@ class KmsService:
         return result
 
     def _record(self, ctx: Ctx, error_code: str | None, error_message: str | None) -> None:
+        # The sink builds the record later, in a batch (common.audit.AuditSink); everything
+        # it needs is fixed now: the time, and a request context nobody changes any more.
         try:
-            event = build_event(
-                caller=ctx.caller, event_source=EVENT_SOURCE, event_name=ctx.operation, region=self.region,
-                recipient_account_id=self.account, request_parameters=cloudtrail_params(ctx.params) or None,
-                response_elements=ctx.response_elements if error_code is None else None,
-                resources=[{"accountId": self.account, "type": "AWS::KMS::Key", "ARN": arn} for arn in ctx.resources],
-                read_only=_read_only(ctx.operation), error_code=error_code,
-                error_message=error_message, additional_event_data=ctx.additional or None,
-                event_time=self.clock())
-            self.sink.record(event)
+            self.sink.record(functools.partial(self._event, ctx, error_code, error_message, self.clock()))
         except Exception:  # noqa: BLE001 - the audit path must never fail a request
             log.exception("audit_record_failed", operation=ctx.operation)
+
+    def _event(self, ctx: Ctx, error_code: str | None, error_message: str | None, when: datetime) -> dict[str, Any]:
+        return build_event(
+            caller=ctx.caller, event_source=EVENT_SOURCE, event_name=ctx.operation, region=self.region,
+            recipient_account_id=self.account, request_parameters=cloudtrail_params(ctx.params) or None,
+            response_elements=ctx.response_elements if error_code is None else None,
+            resources=[{"accountId": self.account, "type": "AWS::KMS::Key", "ARN": arn} for arn in ctx.resources],
+            read_only=_read_only(ctx.operation), error_code=error_code,
+            error_message=error_message, additional_event_data=ctx.additional or None,
+            event_time=when)
 
     def _service_event(self, name: str, key: Key, details: dict[str, Any] | None = None) -> None:
         event = build_event(

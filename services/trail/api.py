@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -21,7 +22,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from strongroom.trail.v1 import trail_pb2 as pb
 from strongroom.trail.v1 import trail_pb2_grpc
 
-from common.audit import build_event, redact_parameters
+from common.audit import Event, build_event, materialize, redact_parameters
+from common.audit_index import InvalidRecord, index_of
 from common.caller import caller_from_metadata
 from common.errors import AwsError
 from common.logging import get_logger
@@ -153,10 +155,10 @@ class LocalAuditSink:
     def __init__(self, service: TrailService, interval: float = 0.05) -> None:
         self._service = service
         self._interval = interval
-        self._pending: deque[dict[str, Any]] = deque()
+        self._pending: deque[Event] = deque()
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, event: dict[str, Any]) -> None:
+    def record(self, event: Event) -> None:
         self._pending.append(event)
 
     def start(self) -> None:
@@ -173,14 +175,15 @@ class LocalAuditSink:
                 log.error("local_audit_flush_failed", error=str(exc))
 
     async def flush(self) -> None:
-        import json
-
         batch = []
         while self._pending:
-            event = self._pending.popleft()
-            batch.append((event["eventID"], json.dumps(event, separators=(",", ":"), default=str)))
+            event = materialize(self._pending.popleft())
+            try:
+                batch.append((index_of(event), json.dumps(event, separators=(",", ":"), default=str)))
+            except InvalidRecord as exc:
+                log.error("audit_record_unstorable", reason=str(exc))
         if batch:
-            await self._service.put_events(batch)
+            await self._service.put_events((), batch)
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -278,10 +281,23 @@ class CloudTrailServicer(trail_pb2_grpc.CloudTrailServicer):
     async def PutEvents(
         self, request: pb.PutEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.PutEventsResponse:
-        accepted, duplicates, rejected = await self.service.put_events(
-            [(r.event_id, r.record_json) for r in request.records]
+        records = [(r.event_id, r.record_json) for r in request.records]
+        indexed: list[tuple[pb.RecordIndex, str]] = []
+        rejected_batches: list[str] = []
+        for batch in request.batches:
+            try:
+                bodies = batch.records_jsonl.decode().split("\n") if batch.records_jsonl else []
+            except UnicodeDecodeError:
+                rejected_batches.extend(i.event_id for i in batch.index)
+                continue
+            if len(batch.index) == len(bodies):
+                indexed.extend(zip(batch.index, bodies, strict=True))
+            else:  # no (usable) index: the trail indexes the records itself
+                records.extend(("", body) for body in bodies)
+        accepted, duplicates, rejected = await self.service.put_events(records, indexed)
+        return pb.PutEventsResponse(
+            accepted=accepted, duplicates=duplicates, rejected_event_ids=rejected_batches + rejected
         )
-        return pb.PutEventsResponse(accepted=accepted, duplicates=duplicates, rejected_event_ids=rejected)
 
     # ------------------------------------------------------------------ event history
 

@@ -151,9 +151,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def _kms_record(i: int) -> tuple[str, str]:
-    """A record the size and shape of a KMS Encrypt event."""
-    event_id = str(uuid.uuid4())
+def _kms_event(i: int) -> dict[str, Any]:
+    """A record the size and shape of a KMS Encrypt event, as common.audit builds them."""
+    from common.audit import new_event_id
+
+    event_id = new_event_id()
     record = {
         "eventVersion": "1.11",
         "userIdentity": {
@@ -200,12 +202,14 @@ def _kms_record(i: int) -> tuple[str, str]:
         "recipientAccountId": ACCOUNT,
         "eventCategory": "Management",
     }
-    return event_id, json.dumps(record, separators=(",", ":"))
+    return record
 
 
 async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 500) -> tuple[int, float]:
     from strongroom.trail.v1 import trail_pb2 as pb
     from strongroom.trail.v1 import trail_pb2_grpc
+
+    from common.audit_index import index_of
 
     acknowledged = 0
     counter = 0
@@ -216,12 +220,16 @@ async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 50
         async def sender() -> None:
             nonlocal acknowledged, counter
             while time.monotonic() < stop_at:
-                records = []
+                # What a service's outbox ships: JSON lines and their index (common/audit_outbox.py).
+                events = []
                 for _ in range(batch):
                     counter += 1
-                    eid, body = _kms_record(counter)
-                    records.append(pb.AuditRecord(event_id=eid, record_json=body))
-                resp = await stub.PutEvents(pb.PutEventsRequest(records=records, sender="bench"), timeout=60)
+                    events.append(_kms_event(counter))
+                message = pb.AuditBatch(
+                    records_jsonl="\n".join(json.dumps(e, separators=(",", ":")) for e in events).encode(),
+                    index=[index_of(e) for e in events],
+                )
+                resp = await stub.PutEvents(pb.PutEventsRequest(batches=[message], sender="bench"), timeout=60)
                 acknowledged += resp.accepted + resp.duplicates
 
         t0 = time.monotonic()
@@ -312,7 +320,7 @@ async def bench_kms_overhead(
             import sqlite3
 
             with contextlib.closing(sqlite3.connect(outbox)) as db:
-                left = db.execute("SELECT COALESCE(SUM(n), 0) FROM outbox_batches").fetchone()[0]
+                left = db.execute("SELECT COALESCE(SUM(n), 0) FROM outbox").fetchone()[0]
     finally:
         _stop(trail)
         shutil.rmtree(data, ignore_errors=True)

@@ -6,7 +6,6 @@ CloudTrail AwsErrors of services/trail/domain/errors.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -19,7 +18,14 @@ from common.policy import AuthzRequest, MalformedPolicyError, Principal, evaluat
 from services.trail.domain import lookup as lookup_domain
 from services.trail.domain import selectors as sel
 from services.trail.domain.errors import err
-from services.trail.domain.event import IndexedEvent, InvalidRecord, index_record, lookup_resources
+from services.trail.domain.event import (
+    CATEGORY_MANAGEMENT,
+    IndexedEvent,
+    InvalidRecord,
+    RecordIndex,
+    from_index,
+    index_record,
+)
 from services.trail.domain.insights import InsightDetector
 from services.trail.domain.logfile import iso, log_prefix
 from services.trail.domain.trails import (
@@ -86,8 +92,14 @@ class TrailService:
 
     # ------------------------------------------------------------------ ingest
 
-    async def put_events(self, records: Sequence[tuple[str, str]]) -> tuple[int, int, list[str]]:
-        """Store records (event id, JSON text). Returns (accepted, duplicates, rejected ids)."""
+    async def put_events(
+        self,
+        records: Sequence[tuple[str, str]],
+        indexed_records: Sequence[tuple[RecordIndex, str]] = (),
+    ) -> tuple[int, int, list[str]]:
+        """Store records: (event id, JSON text) pairs, decoded and indexed here, and (index,
+        JSON text) pairs whose sender computed the index (common.audit_index.index_of).
+        Returns (accepted, duplicates, rejected event ids)."""
         indexed: list[IndexedEvent] = []
         rejected: list[str] = []
         for event_id, body in records:
@@ -96,10 +108,19 @@ class TrailService:
             except InvalidRecord as exc:
                 log.error("audit_record_rejected", event_id=event_id, reason=str(exc))
                 rejected.append(event_id)
+        for index, body in indexed_records:
+            try:
+                indexed.append(from_index(index, body))
+            except InvalidRecord as exc:
+                log.error("audit_record_rejected", event_id=index.event_id, reason=str(exc))
+                rejected.append(index.event_id)
         new, duplicates = await self.store.put_events(indexed)
         if self.insights is not None:
+            count = self.insights.count
             for ev in new:
-                self.insights.observe(ev.record, ev.event_time_ms)
+                if ev.category == CATEGORY_MANAGEMENT:
+                    count(ev.event_source, ev.event_name, read_only=ev.read_only is not False,
+                          failed=bool(ev.error_code), time_ms=ev.event_time_ms)
         return len(new), duplicates, rejected
 
     # ------------------------------------------------------------------ insights
@@ -179,7 +200,7 @@ class TrailService:
         out = []
         for row in rows:
             try:
-                resources = tuple((r.type, r.name) for r in lookup_resources(json.loads(row.body)))
+                resources = tuple((r.type, r.name) for r in index_record(row.body).resources)
             except ValueError:
                 resources = ()
             out.append((row, resources))

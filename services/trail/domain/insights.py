@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from common.audit import new_event_id
 
 CALL_RATE = "ApiCallRateInsight"
 ERROR_RATE = "ApiErrorRateInsight"
@@ -57,20 +60,30 @@ class InsightDetector:
     def bucket_of(self, time_ms: int) -> int:
         return int(time_ms / 1000 // self.bucket_seconds)
 
-    def observe(self, record: dict[str, Any], time_ms: int, n: int = 1) -> None:
+    def observe(self, record: Mapping[str, Any], time_ms: int, n: int = 1) -> None:
         """Count ``n`` stored records like ``record`` (management events only)."""
         if record.get("eventCategory", "Management") != "Management" or not record.get(
             "managementEvent", True
         ):
             return
+        self.count(
+            str(record.get("eventSource", "")),
+            str(record.get("eventName", "")),
+            read_only=record.get("readOnly") is not False,
+            failed=bool(record.get("errorCode")),
+            time_ms=time_ms,
+            n=n,
+        )
+
+    def count(self, source: str, name: str, *, read_only: bool, failed: bool, time_ms: int, n: int = 1) -> None:
+        """Count ``n`` management events of one API (a write unless ``read_only``)."""
         bucket = self.bucket_of(time_ms)
         if self.first_bucket is None or bucket < self.first_bucket:
             self.first_bucket = bucket
-        source, name = str(record.get("eventSource", "")), str(record.get("eventName", ""))
-        if record.get("readOnly") is False:
+        if not read_only:
             per = self.counts[(CALL_RATE, source, name)]
             per[bucket] = per.get(bucket, 0) + n
-        if record.get("errorCode"):
+        if failed:
             per = self.counts[(ERROR_RATE, source, name)]
             per[bucket] = per.get(bucket, 0) + n
 
@@ -150,7 +163,7 @@ class InsightDetector:
             "eventVersion": INSIGHT_EVENT_VERSION,
             "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "awsRegion": self.region,
-            "eventID": str(uuid.uuid4()),
+            "eventID": new_event_id(),
             "eventType": "AwsCloudTrailInsight",
             "recipientAccountId": self.account_id,
             "sharedEventID": active.shared_id,

@@ -338,58 +338,64 @@ class TrailStore:
     async def put_events(
         self, events: Sequence[IndexedEvent], received_ms: int | None = None
     ) -> tuple[list[IndexedEvent], int]:
-        """Store new records (idempotent by event id). Returns (the new ones, duplicates)."""
+        """Store new records (idempotent by event id). Returns (the new ones, duplicates).
+
+        One ``INSERT OR IGNORE`` per record: a record already stored (a sender resending a
+        batch whose acknowledgement it lost) is skipped by the unique eventID index, with no
+        look-up first. When fewer rows went in than were offered, the new ones are read back
+        by sequence number (rows of one transaction are numbered consecutively after the
+        table's highest ``seq``).
+        """
         if not events:
             return [], 0
         received = received_ms if received_ms is not None else now_ms()
         unique: dict[str, IndexedEvent] = {}
         for ev in events:
             unique.setdefault(ev.event_id, ev)
-        ids = list(unique)
+        offered = list(unique.values())
         async with self._tx() as db:
-            existing: set[str] = set()
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                async with db.execute(
-                    f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk
-                ) as cur:
-                    existing.update(r[0] for r in await cur.fetchall())
-            new = [ev for eid, ev in unique.items() if eid not in existing]
-            if new:
-                async with db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'") as cur:
-                    row = await cur.fetchone()
-                first = (int(row[0]) if row else 0) + 1
-                await db.executemany(
-                    "INSERT INTO events(event_id, event_time, received_at, event_name, event_source,"
-                    " read_only, username, access_key_id, category, error_code, body)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            ev.event_id,
-                            ev.event_time_ms,
-                            received,
-                            ev.event_name,
-                            ev.event_source,
-                            None if ev.read_only is None else int(ev.read_only),
-                            ev.username,
-                            ev.access_key_id,
-                            ev.category,
-                            ev.error_code,
-                            ev.body,
-                        )
-                        for ev in new
-                    ],
-                )
-                # AUTOINCREMENT numbers the rows of one transaction consecutively.
-                resources = []
-                for i, ev in enumerate(new):
-                    for r in ev.resources:
-                        resources.append((first + i, r.type, r.name))
-                        if r.arn != r.name:
-                            resources.append((first + i, r.type, r.arn))
+            async with db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'") as cur:
+                row = await cur.fetchone()
+            last = int(row[0]) if row else 0
+            before = db.total_changes
+            await db.executemany(
+                "INSERT OR IGNORE INTO events(event_id, event_time, received_at, event_name,"
+                " event_source, read_only, username, access_key_id, category, error_code, body)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        ev.event_id,
+                        ev.event_time_ms,
+                        received,
+                        ev.event_name,
+                        ev.event_source,
+                        None if ev.read_only is None else int(ev.read_only),
+                        ev.username,
+                        ev.access_key_id,
+                        ev.category,
+                        ev.error_code,
+                        ev.body,
+                    )
+                    for ev in offered
+                ],
+            )
+            inserted = db.total_changes - before
+            if inserted == len(offered):
+                new = [(last + 1 + i, ev) for i, ev in enumerate(offered)]
+            elif inserted == 0:
+                new = []
+            else:
+                async with db.execute("SELECT seq, event_id FROM events WHERE seq > ?", (last,)) as cur:
+                    new = [(int(r[0]), unique[r[1]]) for r in await cur.fetchall()]
+            resources = []
+            for seq, ev in new:
+                for r in ev.resources:
+                    resources.append((seq, r.type, r.name))
+                    if r.arn != r.name:
+                        resources.append((seq, r.type, r.arn))
+            if resources:
                 await db.executemany("INSERT INTO event_resources(seq, type, name) VALUES (?,?,?)", resources)
-        return new, len(events) - len(new)
+        return [ev for _, ev in new], len(events) - len(new)
 
     async def lookup(self, query: LookupQuery, after: Position | None, limit: int) -> list[EventRow]:
         category = "Insight" if query.insight else "Management"

@@ -63,12 +63,12 @@ def test_failures_carry_error_code_and_message() -> None:
     assert e["requestParameters"] is None
 
 
-def test_generated_ids_are_random_v4_uuids() -> None:
+def test_request_ids_are_random_v4_uuids() -> None:
     import uuid
 
-    from common.audit import new_event_id
+    from common.audit import new_request_id
 
-    ids = {new_event_id() for _ in range(20_000)}
+    ids = {new_request_id() for _ in range(20_000)}
     assert len(ids) == 20_000
     variants = set()
     for text in ids:
@@ -76,10 +76,32 @@ def test_generated_ids_are_random_v4_uuids() -> None:
         assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
         variants.add(text[19])
     assert variants == set("89ab")
+
+
+def test_event_ids_are_time_ordered_v7_uuids() -> None:
+    import time
+    import uuid
+
+    from common.audit import new_event_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_event_id() for _ in range(20_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 20_000
+    variants = set()
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= u.int >> 80 <= after  # the first 48 bits are Unix milliseconds
+        variants.add(text[19])
+    assert variants == set("89ab")
+    # Generated later -> sorts later (to the millisecond), so the trail's index appends.
+    millis = [uuid.UUID(t).int >> 80 for t in ids]
+    assert millis == sorted(millis)
     e = build_event(caller=caller_pb2.Caller(principal_type="Root", account_id=ACCT),
                     event_source="kms.amazonaws.com", event_name="ListKeys", region="us-east-1",
                     recipient_account_id=ACCT, request_parameters=None, read_only=True)
-    assert uuid.UUID(e["eventID"]).version == 4 and uuid.UUID(e["requestID"]).version == 4
+    assert uuid.UUID(e["eventID"]).version == 7 and uuid.UUID(e["requestID"]).version == 4
     assert e["eventID"] != e["requestID"]
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.aws_validation import validate
 from common.errors import AwsError
-from gateway.aws import shapes, spec, validate
+from gateway.aws import shapes, spec
 from gateway.aws.protocols import json as json_protocol
 from gateway.aws.protocols import query as query_protocol
 from gateway.backends import kms
@@ -28,7 +29,7 @@ def _run_json(op_name: str, body: bytes) -> None:
     assert op is not None
     try:
         params = json_protocol.parse_request(op.model.input_shape, body)
-        validate.validate(op.model.input_shape, params)
+        validate(op.model.input_shape, params)
         shapes.to_message(op.model.input_shape, op.request, params)
     except AwsError:
         pass
@@ -69,6 +70,6 @@ def test_query_parameters_of_any_shape(pairs: list[tuple[str, str]], op: str) ->
     model = spec.load(service).operation(op)
     try:
         params = query_protocol.parse_request(model.input_shape, pairs)
-        validate.validate(model.input_shape, params)
+        validate(model.input_shape, params)
     except AwsError:
         pass

@@ -14,7 +14,8 @@ from types import ModuleType
 import pytest
 from botocore import parsers, serialize
 
-from gateway.aws import shapes, spec, validate
+from common.aws_validation import validate
+from gateway.aws import shapes, spec
 from gateway.aws.protocols import json as json_protocol
 
 PROTO_DIR = Path(__file__).parent / "protos"
@@ -49,7 +50,7 @@ def test_recursive_maps_enums_round_trip(pb: ModuleType) -> None:
     }
     wire = serialize.create_serializer("json").serialize_to_request(value, op)
     parsed = json_protocol.parse_request(op.input_shape, wire["body"])
-    validate.validate(op.input_shape, parsed)
+    validate(op.input_shape, parsed)
     msg = shapes.to_message(op.input_shape, pb.GetItemRequest.DESCRIPTOR, parsed)
     assert msg.table_name == "t1"
     assert msg.HasField("consistent_read") and msg.consistent_read is False

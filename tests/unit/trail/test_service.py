@@ -14,6 +14,7 @@ import pytest
 from strongroom.common.v1 import caller_pb2
 
 from common.audit import build_event
+from common.audit_index import index_of
 from common.caller import root_caller
 from common.config import Settings
 from common.errors import AwsError
@@ -115,6 +116,29 @@ async def test_put_events_is_idempotent(env: Env) -> None:
         [("bad", "{"), ("x", json.dumps({"eventID": "y"}))]
     )
     assert (accepted, rejected) == (0, ["bad", "x"])
+
+
+async def test_indexed_records_with_some_already_stored(env: Env) -> None:
+    """Senders ship the index (common.audit_index); a resent batch mixing stored and new
+    records stores only the new ones, each findable by its own resources."""
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/"
+    events = [env.event(resources=[{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key + str(i)}])
+              for i in range(4)]
+
+    def indexed(*evs: dict[str, Any]) -> list[tuple[Any, str]]:
+        return [(index_of(e), json.dumps(e)) for e in evs]
+
+    assert await env.service.put_events([], indexed(events[0], events[1])) == (2, 0, [])
+    assert await env.service.put_events([], indexed(events[1], events[2], events[0], events[3])) == (2, 2, [])
+    assert await env.store.count_events() == 4
+    for i, e in enumerate(events):
+        result = await _lookup(env, attributes=[("ResourceName", key + str(i))])
+        assert [row.event_id for row, _ in result.events] == [e["eventID"]]
+        assert result.events[0][1] == (("AWS::KMS::Key", key + str(i)),)
+    # An index without an event id is refused, the rest of the batch is stored.
+    bad = index_of(env.event())
+    bad.event_id = ""
+    assert await env.service.put_events([], [(bad, "{}"), *indexed(env.event())]) == (1, 0, [""])
 
 
 async def _lookup(env: Env, **kw: Any) -> Any:

@@ -1,23 +1,27 @@
-"""Model-driven validation with AWS's exact messages (pinned)."""
+"""Model-driven validation with AWS's exact messages (pinned), and the Rules that change them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from botocore.model import Shape
 
+from common import aws_validation as validate
+from common.aws_validation import OperationValidator, Rules, service_model
 from common.errors import ValidationException
-from gateway.aws import spec, validate
 
 
-def _input(service: str, op: str):  # type: ignore[no-untyped-def]
-    model = spec.load(service).operation(op)
-    assert model is not None
-    return model.input_shape
+def _input(service: str, op: str) -> Shape:
+    shape = service_model(service).operation_model(op).input_shape
+    assert shape is not None
+    return shape
 
 
-def _message(service: str, op: str, params: dict) -> str:
+def _message(service: str, op: str, params: dict[str, Any], rules: Rules = validate.AWS_RULES) -> str:
     with pytest.raises(ValidationException) as info:
-        validate.validate(_input(service, op), params)
-    return info.value.message
+        validate.validate(_input(service, op), params, rules)
+    return str(info.value.message)
 
 
 def test_blob_too_long_hides_the_value() -> None:
@@ -131,3 +135,80 @@ def test_botocore_param_validator_would_miss_these() -> None:
     assert not report.has_errors()
     assert len(validate.violations(shape, {"KeyId": "k", "Plaintext": b"x" * 5000,
                                            "EncryptionAlgorithm": "ROT13"})) == 2
+
+
+# ---------------------------------------------------------------- Rules: each flag against AWS's default
+
+def test_nested_false_checks_only_top_level_members() -> None:
+    top = Rules(nested=False)
+    bad_tag = {"Tags": [{"TagKey": "", "TagValue": "v"}]}
+    assert validate.violations(_input("kms", "CreateKey"), bad_tag, top) == []
+    assert len(validate.violations(_input("kms", "CreateKey"), bad_tag)) == 1
+    # The top-level list's own length still counts.
+    assert _message("kms", "Encrypt", {"KeyId": "k", "Plaintext": b"x", "GrantTokens": ["t"] * 11}, top) == (
+        "1 validation error detected: Value '[t, t, t, t, t, t, t, t, t, t, t]' at 'grantTokens' failed to "
+        "satisfy constraint: Member must have length less than or equal to 10")
+
+
+def test_empty_is_absent() -> None:
+    rules = Rules(empty_is_absent=True)
+    assert _message("kms", "DescribeKey", {"KeyId": ""}, rules) == (
+        "1 validation error detected: Value null at 'keyId' failed to satisfy constraint: "
+        "Member must not be null")
+    assert validate.violations(_input("kms", "ListAliases"), {"Marker": ""}, rules) == []
+    # Only the empty *string*: an empty blob is still too short.
+    assert _message("kms", "Encrypt", {"KeyId": "k", "Plaintext": b""}, rules) == (
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: "
+        "Member must have length greater than or equal to 1")
+
+
+def test_required_first() -> None:
+    limit = "Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+    key_id = "Value null at 'keyId' failed to satisfy constraint: Member must not be null"
+    assert validate.violations(_input("kms", "ListGrants"), {"Limit": 0}) == [limit, key_id]
+    assert validate.violations(_input("kms", "ListGrants"), {"Limit": 0}, Rules(required_first=True)) == [
+        key_id, limit]
+
+
+def test_first_per_member() -> None:
+    name = "alias/" + "a b" * 100  # too long, and a space
+    at = f"Value '{name}' at 'aliasName' failed to satisfy constraint: "
+    too_long = at + "Member must have length less than or equal to 256"
+    pattern = at + "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"
+    params = {"AliasName": name, "TargetKeyId": "k"}
+    assert validate.violations(_input("kms", "CreateAlias"), params) == [too_long, pattern]
+    assert validate.violations(_input("kms", "CreateAlias"), params, Rules(first_per_member=True)) == [too_long]
+
+
+def test_patterns_match_whole_values() -> None:
+    params = {"KeyId": "k", "PolicyName": "default policy", "Policy": "{}"}
+    assert _message("kms", "PutKeyPolicy", params) == (
+        "1 validation error detected: Value 'default policy' at 'policyName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [\\w]+")
+
+
+def test_sensitive_values_and_blobs_are_never_echoed() -> None:
+    assert _message("kms", "CreateCustomKeyStore", {"CustomKeyStoreName": "s", "KeyStorePassword": "short"}) == (
+        "1 validation error detected: Value at 'keyStorePassword' failed to satisfy constraint: "
+        "Member must have length greater than or equal to 7")
+    assert "Value at 'plaintext'" in _message("kms", "Encrypt", {"KeyId": "k", "Plaintext": b""})
+
+
+def test_rules_compile_separately_for_one_shape() -> None:
+    shape = _input("kms", "DescribeKey")
+    assert validate.violations(shape, {"KeyId": ""}) != validate.violations(
+        shape, {"KeyId": ""}, Rules(empty_is_absent=True))
+
+
+# ---------------------------------------------------------------- OperationValidator
+
+def test_operation_validator_by_name() -> None:
+    validator = OperationValidator(service_model("kms"))
+    with pytest.raises(ValidationException) as info:
+        validator.validate("Encrypt", {"KeyId": "k", "Plaintext": b"x" * 4097})
+    assert info.value.message == _message("kms", "Encrypt", {"KeyId": "k", "Plaintext": b"x" * 4097})
+    validator.validate("Encrypt", {"KeyId": "k", "Plaintext": b"x"})
+
+
+def test_operation_validator_passes_unknown_operations() -> None:
+    OperationValidator(service_model("kms")).validate("NoSuchOperation", {"KeyId": ""})
