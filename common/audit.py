@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+import orjson
 from strongroom.common.v1 import caller_pb2
 
 EVENT_VERSION = "1.11"  # as in the records of shared/reference 001
@@ -177,6 +178,16 @@ def build_event(
         event["tlsDetails"] = {"tlsVersion": caller.tls_version,
                                "clientProvidedHostHeader": caller.host}
     return event
+
+
+def encode_record(event: Mapping[str, Any]) -> bytes:
+    """A record as compact UTF-8 JSON, the form the trail stores and delivers.
+
+    orjson: a third of the standard encoder's CPU per record. Values JSON has no type for
+    go through ``str`` (datetimes included, as ``json.dumps(default=str)`` did). JSON never
+    contains a raw newline, so records can be joined by one.
+    """
+    return orjson.dumps(event, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 Event = dict[str, Any] | Callable[[], dict[str, Any]]

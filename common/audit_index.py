@@ -1,8 +1,9 @@
 """What LookupEvents filters a CloudTrail record by, computed once from the record's dict.
 
 Senders call :func:`index_of` on the record they built and ship the index beside the JSON
-text (``strongroom.trail.v1.RecordIndex``), so the trail stores a record without decoding
-it; the trail calls the same function for records that arrive without an index.
+text, in the columns of a ``strongroom.trail.v1.AuditBatch`` (:func:`put_columns`), so the
+trail stores a record without decoding it (:func:`from_columns`); the trail calls the same
+function for records that arrive without an index.
 
 | LookupEvents attribute | taken from |
 | --- | --- |
@@ -20,9 +21,10 @@ Record contents: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/clou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from itertools import islice
+from typing import Any, NamedTuple
 
 from strongroom.trail.v1 import trail_pb2
 
@@ -88,7 +90,26 @@ def category_of(record: Mapping[str, Any]) -> str:
     return CATEGORY_MANAGEMENT if record.get("managementEvent", True) else CATEGORY_DATA
 
 
-def index_of(record: Mapping[str, Any]) -> trail_pb2.RecordIndex:
+class LookupResource(NamedTuple):
+    type: str
+    name: str  # what LookupEvents returns as ResourceName
+    arn: str  # the record's ARN (also matched by ResourceName lookups)
+
+
+class IndexEntry(NamedTuple):
+    event_id: str
+    event_time_ms: int
+    event_name: str
+    event_source: str
+    read_only: bool | None
+    username: str | None
+    access_key_id: str | None
+    category: str  # Management | Data | Insight
+    error_code: str | None
+    resources: tuple[LookupResource, ...]
+
+
+def index_of(record: Mapping[str, Any]) -> IndexEntry:
     """The record's index; raises :class:`InvalidRecord` if the record is not storable."""
     event_id = record.get("eventID")
     if not isinstance(event_id, str) or not event_id or "\n" in event_id:
@@ -104,26 +125,10 @@ def index_of(record: Mapping[str, Any]) -> trail_pb2.RecordIndex:
     insight = record.get("insightDetails")
     if isinstance(insight, Mapping) and "eventName" not in record:
         named = insight  # Insights events name the API inside insightDetails
-    index = trail_pb2.RecordIndex(
-        event_id=event_id,
-        event_time_ms=time_ms,
-        event_name=str(named.get("eventName") or ""),
-        event_source=str(named.get("eventSource") or ""),
-        category=category_of(record),
-    )
     read_only = record.get("readOnly")
-    if isinstance(read_only, bool):
-        index.read_only = read_only
     identity = record.get("userIdentity")
-    if isinstance(identity, Mapping):
-        username = username_of(identity)
-        if username is not None:
-            index.username = username
-        akid = identity.get("accessKeyId")
-        if akid:
-            index.access_key_id = str(akid)
-    if record.get("errorCode"):
-        index.error_code = str(record["errorCode"])
+    akid = identity.get("accessKeyId") if isinstance(identity, Mapping) else None
+    resources = []
     for res in record.get("resources") or ():
         if not isinstance(res, Mapping):
             continue
@@ -132,5 +137,75 @@ def index_of(record: Mapping[str, Any]) -> trail_pb2.RecordIndex:
         if not rtype and not arn:
             continue
         name = arn[len(_S3_ARN) :] if rtype == "AWS::S3::Bucket" and arn.startswith(_S3_ARN) else arn
-        index.resources.add(type=rtype, name=name, arn=arn)
-    return index
+        resources.append(LookupResource(rtype, name, arn))
+    return IndexEntry(
+        event_id,
+        time_ms,
+        str(named.get("eventName") or ""),
+        str(named.get("eventSource") or ""),
+        read_only if isinstance(read_only, bool) else None,
+        username_of(identity) if isinstance(identity, Mapping) else None,
+        str(akid) if akid else None,
+        category_of(record),
+        str(record["errorCode"]) if record.get("errorCode") else None,
+        tuple(resources),
+    )
+
+
+_READ_ONLY = {None: trail_pb2.AuditBatch.READ_ONLY_UNSPECIFIED, True: trail_pb2.AuditBatch.READ_ONLY_TRUE,
+              False: trail_pb2.AuditBatch.READ_ONLY_FALSE}
+_READ_ONLY_BACK = {v: k for k, v in _READ_ONLY.items()}
+
+
+def put_columns(batch: trail_pb2.AuditBatch, entries: Sequence[IndexEntry]) -> None:
+    """Write the index of a batch's records (in their order) into its columns."""
+    if not entries:
+        return
+    (ids, times, names, sources, read_only, users, akids, categories, errors, resources) = zip(
+        *entries, strict=True
+    )
+    batch.event_ids.extend(ids)
+    batch.event_times_ms.extend(times)
+    batch.event_names.extend(names)
+    batch.event_sources.extend(sources)
+    batch.read_only.extend(map(_READ_ONLY.__getitem__, read_only))
+    batch.usernames.extend(u or "" for u in users)
+    batch.access_key_ids.extend(a or "" for a in akids)
+    batch.categories.extend(categories)
+    batch.error_codes.extend(e or "" for e in errors)
+    batch.resource_counts.extend(map(len, resources))
+    flat = [r for rs in resources for r in rs]
+    if flat:
+        types, rnames, arns = zip(*flat, strict=True)
+        batch.resource_types.extend(types)
+        batch.resource_names.extend(rnames)
+        batch.resource_arns.extend(arns)
+
+
+def from_columns(batch: trail_pb2.AuditBatch) -> list[IndexEntry] | None:
+    """The index entries of a batch's records; None when it has no (consistent) index."""
+    n = len(batch.event_ids)
+    columns = (batch.event_times_ms, batch.event_names, batch.event_sources, batch.read_only,
+               batch.usernames, batch.access_key_ids, batch.categories, batch.error_codes,
+               batch.resource_counts)
+    if n == 0 or any(len(c) != n for c in columns):
+        return None
+    counts = list(batch.resource_counts)
+    total = sum(counts)
+    if not (len(batch.resource_types) == len(batch.resource_names) == len(batch.resource_arns) == total):
+        return None
+    flat = iter(map(LookupResource._make, zip(batch.resource_types, batch.resource_names, batch.resource_arns)))
+    resources = [tuple(islice(flat, c)) if c else () for c in counts]
+    return list(map(IndexEntry._make, zip(
+        batch.event_ids,
+        batch.event_times_ms,
+        batch.event_names,
+        batch.event_sources,
+        map(_READ_ONLY_BACK.get, batch.read_only),
+        (u or None for u in batch.usernames),
+        (a or None for a in batch.access_key_ids),
+        batch.categories,
+        (e or None for e in batch.error_codes),
+        resources,
+        strict=True,
+    )))

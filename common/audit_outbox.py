@@ -9,15 +9,16 @@ context manager (or ``await start()`` / ``await aclose()``) around the service's
 
 Pipeline and guarantees
 -----------------------
-1. ``record(event)`` computes the record's lookup index (``common.audit_index.index_of``)
-   and its compact JSON text, and appends both to an in-memory deque. It never blocks,
-   never does I/O and never raises (about 15 us, most of it ``json``; the encoding happens
-   here, on the caller's thread, so the database thread never competes for the GIL with it).
-2. A writer task moves the deque into a local SQLite outbox (WAL) every ``flush_interval``
-   seconds (50 ms) or as soon as ``flush_max`` (256) records are waiting: the records become
-   one ``strongroom.trail.v1.AuditBatch`` (JSON lines + their index), committed as **one
-   row** (one INSERT, one commit) in one hand-off to the sink's own database thread, so the
-   event loop never waits on SQLite.
+1. ``record(event)`` appends the record, or the function that builds it (see
+   ``common.audit.AuditSink``), to an in-memory deque. It never blocks, never does I/O and
+   never raises (well under a microsecond).
+2. A writer task moves the deque into a local SQLite outbox (WAL) ``flush_interval``
+   seconds (50 ms) after the first record of a batch, or as soon as ``flush_max`` (256)
+   records are waiting: on the event loop, in one tight loop, each record is built, indexed
+   (``common.audit_index.index_of``) and encoded, and the batch becomes one
+   ``strongroom.trail.v1.AuditBatch`` (JSON lines + their index), committed as **one row**
+   (one INSERT, one commit) in one hand-off to the sink's own database thread, so the event
+   loop never waits on SQLite. Nothing runs while nothing is recorded.
 3. A shipper task sends committed batches, oldest first, to the trail service's
    ``PutEvents`` RPC over one ``grpc.aio`` channel kept for the sink's lifetime: every
    ``ship_interval`` (500 ms), or at once when ``ship_max`` (2000) records are ready. A gRPC
@@ -36,7 +37,7 @@ Pipeline and guarantees
    ``close_timeout`` seconds; what is left stays in the outbox file and is shipped by the
    next ``start()`` on the same path.
 
-Cost: per record, one ``json`` encoding and one small index message, plus a share of one
+Cost: per record, one JSON encoding (orjson) and one small index message, plus a share of one
 INSERT and of one gRPC call (measured by services/trail/bench.py). Why not aiosqlite: it is
 the same design (one thread owning the connection), but each execute/commit/fetch is a
 separate hand-off to that thread; a batch here is one hand-off, and rows are never read
@@ -59,13 +60,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +75,10 @@ from typing import Any, TypeVar
 import grpc
 from strongroom.trail.v1 import trail_pb2, trail_pb2_grpc
 
-from common.audit import Event, materialize, new_event_id
-from common.audit_index import index_of
+from common.audit import Event, encode_record, materialize, new_event_id
+from common.audit_index import IndexEntry, index_of, put_columns
 from common.config import Settings
+from common.grpc_server import CHANNEL_OPTIONS
 from common.logging import get_logger
 
 log = get_logger(__name__)
@@ -117,19 +118,6 @@ def _log(level: str, event: str, **fields: Any) -> None:
         getattr(log, level)(event, **fields)
 
 
-# One encoder for the sink's lifetime (json.dumps with options builds a new one per call).
-# The C encoder does the work; ``default`` only runs for values JSON has no type for.
-# check_circular=False: a self-referencing record fails with RecursionError instead of
-# ValueError; write() drops it either way.
-_encode = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, default=str, check_circular=False
-).encode
-
-
-def _dumps(event: Mapping[str, Any]) -> str:
-    return _encode(event)
-
-
 def _encode_batch(events: list[Event]) -> trail_pb2.AuditBatch:
     """Index and encode records into one AuditBatch; drops (and logs) unstorable ones.
 
@@ -138,8 +126,8 @@ def _encode_batch(events: list[Event]) -> trail_pb2.AuditBatch:
     about 15 us per record), the encoder's code and data being cold between requests; and
     done on the database thread it made that thread fight the event loop for the GIL.
     """
-    index: list[trail_pb2.RecordIndex] = []
-    bodies: list[str] = []
+    entries: list[IndexEntry] = []
+    bodies: list[bytes] = []
     for item in events:
         try:
             event = materialize(item)
@@ -147,11 +135,13 @@ def _encode_batch(events: list[Event]) -> trail_pb2.AuditBatch:
             if not isinstance(event_id, str) or not event_id or "\n" in event_id:
                 event["eventID"] = new_event_id()
             entry = index_of(event)
-            bodies.append(_dumps(event))
-            index.append(entry)
+            bodies.append(encode_record(event))
+            entries.append(entry)
         except Exception as exc:  # noqa: BLE001 - one bad record must not block the rest
             _log("error", "audit_record_unstorable", error=type(exc).__name__, reason=str(exc)[:200])
-    return trail_pb2.AuditBatch(records_jsonl="\n".join(bodies).encode(), index=index)
+    batch = trail_pb2.AuditBatch(records_jsonl=b"\n".join(bodies))
+    put_columns(batch, entries)
+    return batch
 
 
 class _OutboxDb:
@@ -268,7 +258,9 @@ class OutboxSink:
         self._max_backoff = max_backoff
         self._rpc_timeout = rpc_timeout
         self._close_timeout = close_timeout
-        self._channel_factory = channel_factory or (lambda t: grpc.aio.insecure_channel(t))
+        self._channel_factory = channel_factory or (
+            lambda t: grpc.aio.insecure_channel(t, options=CHANNEL_OPTIONS)
+        )
 
         self._db = _OutboxDb(self._path, synchronous.upper())
         self._executor: ThreadPoolExecutor | None = None
@@ -299,10 +291,14 @@ class OutboxSink:
     def record(self, event: Event) -> None:
         """Queue one CloudTrail record (or its builder). Cheap, non-blocking, never raises."""
         try:
-            self._pending.append(event)
+            pending = self._pending
+            pending.append(event)
             self.stats.recorded += 1
-            if len(self._pending) >= self._flush_max and not self._kicked and self._loop is not None:
-                self._kicked = True
+            waiting = len(pending)
+            # Wake the writer for the first record of a batch (it starts the flush window)
+            # and once more when the batch is full.
+            if (waiting == 1 or (waiting >= self._flush_max and not self._kicked)) and self._loop is not None:
+                self._kicked = waiting >= self._flush_max
                 if threading.get_ident() == self._loop_thread:
                     self._write_wakeup.set()
                 else:
@@ -393,10 +389,16 @@ class OutboxSink:
     # ------------------------------------------------------------------ writer
 
     async def _write_loop(self) -> None:
+        # Idle until a record arrives; then let the batch fill for flush_interval (or until
+        # flush_max records wait) and commit it. No timer runs while nothing is recorded.
         while True:
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._write_wakeup.wait(), self._flush_interval)
+            if not self._pending and not self._closing:
+                await self._write_wakeup.wait()
             self._write_wakeup.clear()
+            if not self._closing and len(self._pending) < self._flush_max:
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self._write_wakeup.wait(), self._flush_interval)
+                self._write_wakeup.clear()
             try:
                 await self._write_pending()
             except asyncio.CancelledError:
@@ -417,16 +419,16 @@ class OutboxSink:
             taken.append(pending.popleft())
         self._kicked = False
         messages = [_encode_batch(taken[i : i + self._ship_max]) for i in range(0, len(taken), self._ship_max)]
-        messages = [m for m in messages if m.index]
+        messages = [m for m in messages if m.event_ids]
         try:
             seqs = await self._on_db(
-                self._db.write, [(len(m.index), m.SerializeToString()) for m in messages]
+                self._db.write, [(len(m.event_ids), m.SerializeToString()) for m in messages]
             )
         except BaseException:
             pending.extendleft(reversed(taken))  # nothing is lost; retried next tick
             raise
         for seq, message in zip(seqs, messages, strict=True):
-            b = Batch(seq=seq, n=len(message.index), message=message)
+            b = Batch(seq=seq, n=len(message.event_ids), message=message)
             self.stats.written += b.n
             if self._backlog or self._ready_records + b.n > self._memory_rows:
                 self._backlog = True  # the shipper pages them in from disk, in order
@@ -477,8 +479,11 @@ class OutboxSink:
                 if self._closing and (self._writer is None or self._writer.done()) and not self._pending:
                     return
                 self._ship_wakeup.clear()
-                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                    await asyncio.wait_for(self._ship_wakeup.wait(), self._delete_interval)
+                if self._acked_seq > self._deleted_seq:  # come back to delete what was acknowledged
+                    with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                        await asyncio.wait_for(self._ship_wakeup.wait(), self._delete_interval)
+                else:  # idle: the writer wakes us when a batch is committed
+                    await self._ship_wakeup.wait()
                 continue
             request = trail_pb2.PutEventsRequest(sender=self._sender, batches=[b.message for b in batches])
             shipped = sum(b.n for b in batches)

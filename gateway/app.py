@@ -48,6 +48,7 @@ from common.caller import CALLER_METADATA_KEY, caller_metadata
 from common.config import Settings
 from common.errors import AwsError
 from common.grpc_errors import from_rpc_error
+from common.grpc_server import CHANNEL_OPTIONS
 from common.logging import get_logger
 from gateway.auth import (
     AuthError,
@@ -98,11 +99,7 @@ LOCAL_BINDINGS: dict[str, LocalBinding] = {
     "iam": iam_backend.BINDING,
     "sts": sts_backend.BINDING,
 }
-GRPC_CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-)
+GRPC_CHANNEL_OPTIONS = (*CHANNEL_OPTIONS, ("grpc.keepalive_time_ms", 30_000))
 #: Codes any operation may answer besides its modelled errors (auth, throttling, generic).
 COMMON_ERROR_CODES = frozenset({
     "AccessDeniedException", "ValidationException", "UnknownOperationException",

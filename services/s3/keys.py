@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from common.errors import AwsError
 from common.grpc_errors import from_rpc_error
+from common.grpc_server import CHANNEL_OPTIONS
 from services.s3.domain import errors as e
 from strongroom.common.v1 import caller_pb2
 
@@ -127,7 +128,7 @@ class GrpcKms:
 
         self._pb = kms_pb2
         self.region = region
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self.stub = kms_pb2_grpc.KeyManagementServiceStub(self.channel)
         self._managed_arn: str | None = None
 

@@ -18,7 +18,7 @@ import grpc
 from strongroom.trail.v1 import trail_pb2, trail_pb2_grpc
 
 from common.config import Settings
-from common.grpc_server import GRPC_OPTIONS, run_service
+from common.grpc_server import CHANNEL_OPTIONS, run_service
 from common.logging import configure, get_logger
 from services.trail.adapters.kms_grpc import KmsDigestSigner, KmsKeyService
 from services.trail.adapters.s3_grpc import S3GrpcObjectStore
@@ -37,8 +37,8 @@ def make_setup(settings: Settings):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
     async def setup(server: grpc.aio.Server) -> AsyncIterator[Sequence[str]]:
         store = await TrailStore.open(settings.service_dir("trail") / "trail.db")
-        s3_channel = grpc.aio.insecure_channel(settings.s3_target, options=GRPC_OPTIONS)
-        kms_channel = grpc.aio.insecure_channel(settings.kms_target, options=GRPC_OPTIONS)
+        s3_channel = grpc.aio.insecure_channel(settings.s3_target, options=CHANNEL_OPTIONS)
+        kms_channel = grpc.aio.insecure_channel(settings.kms_target, options=CHANNEL_OPTIONS)
         objects = S3GrpcObjectStore(s3_channel, account_id=settings.account_id, region=settings.region)
         keys = KmsKeyService(kms_channel, account_id=settings.account_id, region=settings.region)
         signer = KmsDigestSigner(kms_channel, store, account_id=settings.account_id, region=settings.region)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -22,8 +21,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from strongroom.trail.v1 import trail_pb2 as pb
 from strongroom.trail.v1 import trail_pb2_grpc
 
-from common.audit import Event, build_event, materialize, redact_parameters
-from common.audit_index import InvalidRecord, index_of
+from common.audit import Event, build_event, encode_record, materialize, redact_parameters
+from common.audit_index import IndexEntry, InvalidRecord, from_columns, index_of
 from common.caller import caller_from_metadata
 from common.errors import AwsError
 from common.logging import get_logger
@@ -157,16 +156,21 @@ class LocalAuditSink:
         self._interval = interval
         self._pending: deque[Event] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
 
     def record(self, event: Event) -> None:
         self._pending.append(event)
+        if len(self._pending) == 1:
+            self._arrived.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="trail-local-audit")
 
     async def _run(self) -> None:
         while True:
+            await self._arrived.wait()  # idle until a record arrives, then batch for interval
             await asyncio.sleep(self._interval)
+            self._arrived.clear()
             try:
                 await self.flush()
             except asyncio.CancelledError:
@@ -179,7 +183,7 @@ class LocalAuditSink:
         while self._pending:
             event = materialize(self._pending.popleft())
             try:
-                batch.append((index_of(event), json.dumps(event, separators=(",", ":"), default=str)))
+                batch.append((index_of(event), encode_record(event).decode()))
             except InvalidRecord as exc:
                 log.error("audit_record_unstorable", reason=str(exc))
         if batch:
@@ -282,16 +286,17 @@ class CloudTrailServicer(trail_pb2_grpc.CloudTrailServicer):
         self, request: pb.PutEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.PutEventsResponse:
         records = [(r.event_id, r.record_json) for r in request.records]
-        indexed: list[tuple[pb.RecordIndex, str]] = []
+        indexed: list[tuple[IndexEntry, str]] = []
         rejected_batches: list[str] = []
         for batch in request.batches:
             try:
                 bodies = batch.records_jsonl.decode().split("\n") if batch.records_jsonl else []
             except UnicodeDecodeError:
-                rejected_batches.extend(i.event_id for i in batch.index)
+                rejected_batches.extend(batch.event_ids)
                 continue
-            if len(batch.index) == len(bodies):
-                indexed.extend(zip(batch.index, bodies, strict=True))
+            entries = from_columns(batch)
+            if entries is not None and len(entries) == len(bodies):
+                indexed.extend(zip(entries, bodies, strict=True))
             else:  # no (usable) index: the trail indexes the records itself
                 records.extend(("", body) for body in bodies)
         accepted, duplicates, rejected = await self.service.put_events(records, indexed)

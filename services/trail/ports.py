@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -31,6 +32,7 @@ class StoredObject:
 class ListedObject:
     key: str
     size: int
+    last_modified: datetime | None = None  # when the object store wrote it (whole seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from services.trail.domain.event import (
     CATEGORY_MANAGEMENT,
     IndexedEvent,
     InvalidRecord,
-    RecordIndex,
+    IndexEntry,
     from_index,
     index_record,
 )
@@ -95,7 +95,7 @@ class TrailService:
     async def put_events(
         self,
         records: Sequence[tuple[str, str]],
-        indexed_records: Sequence[tuple[RecordIndex, str]] = (),
+        indexed_records: Sequence[tuple[IndexEntry, str]] = (),
     ) -> tuple[int, int, list[str]]:
         """Store records: (event id, JSON text) pairs, decoded and indexed here, and (index,
         JSON text) pairs whose sender computed the index (common.audit_index.index_of).
@@ -108,12 +108,12 @@ class TrailService:
             except InvalidRecord as exc:
                 log.error("audit_record_rejected", event_id=event_id, reason=str(exc))
                 rejected.append(event_id)
-        for index, body in indexed_records:
+        for entry, body in indexed_records:
             try:
-                indexed.append(from_index(index, body))
+                indexed.append(from_index(entry, body))
             except InvalidRecord as exc:
-                log.error("audit_record_rejected", event_id=index.event_id, reason=str(exc))
-                rejected.append(index.event_id)
+                log.error("audit_record_rejected", event_id=entry.event_id, reason=str(exc))
+                rejected.append(entry.event_id)
         new, duplicates = await self.store.put_events(indexed)
         if self.insights is not None:
             count = self.insights.count

@@ -21,7 +21,8 @@ from the object store over gRPC (as the account root), then reports every file t
   vouch for it).
 
 Log files delivered after the newest digest are reported as "not yet digested" (not an
-error). Exit status: 0 when nothing is modified, deleted or forged, 1 otherwise, 2 on usage
+error): named in the newest digest's last minute or later *and* written (LastModified) after
+it, so a forged file backdated into a digested period is reported as forged. Exit status: 0 when nothing is modified, deleted or forged, 1 otherwise, 2 on usage
 or connection errors. The digest rules are AWS's (services/trail/domain/digest.py), so
 ``aws cloudtrail validate-logs`` accepts the same files.
 """
@@ -49,6 +50,9 @@ FORGED = "forged"
 PENDING = "not yet digested"
 UNVERIFIED = "unverified"
 PROBLEMS = (MODIFIED, DELETED, FORGED, UNVERIFIED)
+# A log file written this close before a digest may still be missing from it (the object
+# store acknowledged it while the digest was being made): it counts as not yet digested.
+WRITE_SLACK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +326,12 @@ async def validate_trail(
         if named_at is None or named_at < start - timedelta(minutes=1) or named_at > end:
             continue
         when = named_at
-        if newest_end is None or when >= newest_end - timedelta(minutes=1):
+        # Not yet digested: a log file named after the newest digest's start of minute (names
+        # carry minutes only) and written after that digest (a digest lists every log file
+        # delivered before it; the object store's time has whole seconds, hence the slack).
+        # A file written earlier that no digest lists is judged by its name below.
+        written_late = obj.last_modified is None or obj.last_modified >= (newest_end or when) - WRITE_SLACK
+        if newest_end is None or (when >= newest_end - timedelta(minutes=1) and written_late):
             report.add(Finding("log", PENDING, bucket, obj.key))
         elif any(lo <= when <= hi for lo, hi in intervals):
             report.add(Finding("log", FORGED, bucket, obj.key, "not listed in the digest covering its time"))

@@ -253,15 +253,19 @@ def test_tampered_files_are_named_by_the_validator(own_stack: Stack) -> None:
     assert cli.returncode == 0 and "INVALID" not in cli.stdout + cli.stderr, cli.stdout + cli.stderr
 
     (d0, _), (d1, logs1), (d2, logs2) = chain[0], chain[1], chain[2]
-    # A forged file must claim a time that a later digest would certainly have covered: log file
-    # names carry minutes, so keep the chain growing until the newest digest ends > 1 min later.
+    # A forged log file backdated into d2's period, written now: the digests made after it do
+    # not list it, so it is forged (log file names carry minutes only; the validator also uses
+    # when the file was written, so a backdated file is not mistaken for one not yet digested).
     forged_at = _key_time(d2) - timedelta(seconds=1)
+    forged_log = (
+        f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/{forged_at:%Y/%m/%d}/"
+        f"{ACCOUNT_ID}_CloudTrail_{REGION}_{forged_at:%Y%m%dT%H%MZ}_F0rgedF0rgedF0rg.json.gz"
+    )
+    s3.put_object(Bucket=bucket, Key=forged_log, Body=gzip.compress(b'{"Records":[]}'))
+    written = s3.head_object(Bucket=bucket, Key=forged_log)["LastModified"]
     wait_until(
-        lambda: (
-            kms.list_keys()
-            and _key_time(digest_keys()[-1]) >= forged_at.replace(second=0) + timedelta(seconds=62)
-        ),
-        timeout=150,
+        lambda: kms.list_keys() and _key_time(digest_keys()[-1]) >= written + timedelta(seconds=3),
+        timeout=60,
         every=1.0,
     )
     modified_log, deleted_log = logs2[0], logs1[0]
@@ -269,11 +273,6 @@ def test_tampered_files_are_named_by_the_validator(own_stack: Stack) -> None:
     body["Records"][0]["sourceIPAddress"] = "203.0.113.66"
     s3.put_object(Bucket=bucket, Key=modified_log, Body=gzip.compress(json.dumps(body).encode()))
     s3.delete_object(Bucket=bucket, Key=deleted_log)
-    forged_log = (
-        f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/{forged_at:%Y/%m/%d}/"
-        f"{ACCOUNT_ID}_CloudTrail_{REGION}_{forged_at:%Y%m%dT%H%MZ}_F0rgedF0rgedF0rg.json.gz"
-    )
-    s3.put_object(Bucket=bucket, Key=forged_log, Body=gzip.compress(b'{"Records":[]}'))
     doc = json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=d1)["Body"].read()))
     doc["newestEventTime"] = "2000-01-01T00:00:00Z"
     meta = s3.head_object(Bucket=bucket, Key=d1)["Metadata"]

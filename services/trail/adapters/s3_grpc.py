@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from datetime import timezone
 from typing import Any
 
 import grpc
@@ -145,7 +146,16 @@ class S3GrpcObjectStore:
                 resp = await self._stub.ListObjectsV2(req, metadata=self._owner_md, timeout=self._timeout)
             except grpc.aio.AioRpcError as exc:
                 raise _translate(exc) from None
-            out.extend(ListedObject(key=o.key, size=o.size) for o in resp.contents)
+            out.extend(
+                ListedObject(
+                    key=o.key,
+                    size=o.size,
+                    last_modified=o.last_modified.ToDatetime(tzinfo=timezone.utc)
+                    if o.HasField("last_modified")
+                    else None,
+                )
+                for o in resp.contents
+            )
             if not resp.is_truncated or not resp.next_continuation_token:
                 return out
             token = resp.next_continuation_token

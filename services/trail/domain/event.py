@@ -9,16 +9,17 @@ indexed here (:func:`index_record`).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from strongroom.trail.v1.trail_pb2 import RecordIndex
+import orjson
 
 from common.audit_index import (
     CATEGORY_DATA,
     CATEGORY_INSIGHT,
     CATEGORY_MANAGEMENT,
+    IndexEntry,
     InvalidRecord,
+    LookupResource,
     index_of,
     parse_event_time,
     username_of,
@@ -28,10 +29,10 @@ __all__ = [
     "CATEGORY_DATA",
     "CATEGORY_INSIGHT",
     "CATEGORY_MANAGEMENT",
+    "IndexEntry",
     "IndexedEvent",
     "InvalidRecord",
     "LookupResource",
-    "RecordIndex",
     "from_index",
     "index_record",
     "parse_event_time",
@@ -39,15 +40,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class LookupResource:
-    type: str
-    name: str  # what LookupEvents returns as ResourceName
-    arn: str  # the record's ARN (also matched by ResourceName lookups)
+class IndexedEvent(NamedTuple):
+    """A record's index (the fields of :class:`common.audit_index.IndexEntry`) and its text."""
 
-
-@dataclass(frozen=True, slots=True)
-class IndexedEvent:
     event_id: str
     event_time_ms: int
     event_name: str
@@ -61,29 +56,17 @@ class IndexedEvent:
     body: str  # the record as JSON text, exactly as received
 
 
-def from_index(index: RecordIndex, body: str) -> IndexedEvent:
+def from_index(entry: IndexEntry, body: str) -> IndexedEvent:
     """A record and the index its sender computed with ``common.audit_index.index_of``."""
-    if not index.event_id:
+    if not entry.event_id:
         raise InvalidRecord("no eventID")
-    return IndexedEvent(
-        event_id=index.event_id,
-        event_time_ms=index.event_time_ms,
-        event_name=index.event_name,
-        event_source=index.event_source,
-        read_only=index.read_only if index.HasField("read_only") else None,
-        username=index.username if index.HasField("username") else None,
-        access_key_id=index.access_key_id if index.HasField("access_key_id") else None,
-        category=index.category or CATEGORY_MANAGEMENT,
-        error_code=index.error_code if index.HasField("error_code") else None,
-        resources=tuple(LookupResource(type=r.type, name=r.name, arn=r.arn) for r in index.resources),
-        body=body,
-    )
+    return IndexedEvent(*entry, body)
 
 
 def index_record(body: str, expected_event_id: str | None = None) -> IndexedEvent:
     """Decode and index one record; raises :class:`InvalidRecord` if it is not storable."""
     try:
-        record = json.loads(body)
+        record = orjson.loads(body)
     except (ValueError, TypeError) as exc:
         raise InvalidRecord("not JSON") from exc
     if not isinstance(record, dict):

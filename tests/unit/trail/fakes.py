@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -61,6 +61,8 @@ class FakeObjectStore:
     puts: list[PutRequest] = field(default_factory=list)
     fail_puts: int = 0  # fail the next N puts
     fail_with: str = "AccessDenied"  # AWS code, or "unavailable"
+    clock: Callable[[], datetime] | None = None  # what put_object stamps as LastModified
+    modified: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     def add_bucket(self, name: str, policy: str | None = None) -> None:
         self.buckets.setdefault(name, {})
@@ -86,6 +88,8 @@ class FakeObjectStore:
             raise make_error("NoSuchBucket", "The specified bucket does not exist", 404)
         self.puts.append(request)
         self.buckets[request.bucket][request.key] = (request.body, dict(request.metadata or {}))
+        if self.clock is not None:
+            self.modified[(request.bucket, request.key)] = self.clock().replace(microsecond=0)
 
     async def get_object(self, bucket: str, key: str) -> StoredObject:
         try:
@@ -96,7 +100,7 @@ class FakeObjectStore:
 
     async def list_keys(self, bucket: str, prefix: str) -> list[ListedObject]:
         return [
-            ListedObject(key=k, size=len(v[0]))
+            ListedObject(key=k, size=len(v[0]), last_modified=self.modified.get((bucket, k)))
             for k, v in sorted(self.buckets.get(bucket, {}).items())
             if k.startswith(prefix)
         ]

@@ -17,6 +17,7 @@ import pytest
 from strongroom.trail.v1 import trail_pb2 as pb
 from strongroom.trail.v1 import trail_pb2_grpc
 
+from common.audit_index import IndexEntry, from_columns, index_of
 from common.audit_outbox import OutboxSink
 from common.config import Settings
 from stack.launcher import free_port
@@ -27,7 +28,7 @@ class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
 
     def __init__(self) -> None:
         self.stored: dict[str, dict[str, Any]] = {}
-        self.indexes: dict[str, pb.RecordIndex] = {}
+        self.indexes: dict[str, IndexEntry] = {}
         self.receipts = 0
         self.calls = 0
         self.fail_calls = 0  # answer UNAVAILABLE without storing
@@ -46,15 +47,16 @@ class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
         received = [(r.event_id, json.loads(r.record_json)) for r in request.records]
         for batch in request.batches:
             bodies = batch.records_jsonl.decode().split("\n")
-            if not batch.index:  # rows of the first outbox layout carry no index
+            entries = from_columns(batch)
+            if entries is None:  # rows of the first outbox layout carry no index
                 received.extend((r["eventID"], r) for r in map(json.loads, bodies))
                 continue
-            assert len(batch.index) == len(bodies)
-            for index, body in zip(batch.index, bodies, strict=True):
+            assert len(entries) == len(bodies)
+            for entry, body in zip(entries, bodies, strict=True):
                 record = json.loads(body)
-                assert index.event_id == record["eventID"] and index.event_name == record["eventName"]
-                self.indexes[index.event_id] = index
-                received.append((index.event_id, record))
+                assert entry == index_of(record)  # the index is the record's
+                self.indexes[entry.event_id] = entry
+                received.append((entry.event_id, record))
         for event_id, record in received:
             self.receipts += 1
             if event_id in self.reject:
@@ -140,7 +142,7 @@ async def test_records_ship_with_their_lookup_index(tmp_path: Path, trail: Trail
     assert [(r.type, r.arn) for r in seven.resources] == [("AWS::KMS::Key", "arn:aws:kms:us-east-1:1:key/k")]
     assert seven.event_time_ms == 1767225600000 and seven.category == "Management"
     eight = trail.fake.indexes[events[8]["eventID"]]
-    assert eight.error_code == "AccessDenied" and not eight.HasField("username")
+    assert eight.error_code == "AccessDenied" and eight.username is None and eight.resources == ()
 
 
 async def test_rows_of_the_first_outbox_layout_are_shipped(tmp_path: Path, trail: TrailServer) -> None:

@@ -92,9 +92,10 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     store = await TrailStore.open(tmp_path / "trail.db")
-    objects = FakeObjectStore()
+    clock = Clock()
+    objects = FakeObjectStore(clock=clock)
     objects.add_bucket(BUCKET, bucket_policy(BUCKET))
-    yield Env(store, Clock(), objects, FakeKeyService(), FakeSigner())
+    yield Env(store, clock, objects, FakeKeyService(), FakeSigner())
     await store.close()
 
 
@@ -136,8 +137,7 @@ async def test_indexed_records_with_some_already_stored(env: Env) -> None:
         assert [row.event_id for row, _ in result.events] == [e["eventID"]]
         assert result.events[0][1] == (("AWS::KMS::Key", key + str(i)),)
     # An index without an event id is refused, the rest of the batch is stored.
-    bad = index_of(env.event())
-    bad.event_id = ""
+    bad = index_of(env.event())._replace(event_id="")
     assert await env.service.put_events([], [(bad, "{}"), *indexed(env.event())]) == (1, 0, [""])
 
 
@@ -554,10 +554,6 @@ async def test_digests_chain_and_validate(env: Env) -> None:
 async def test_validator_names_modified_deleted_and_forged_files(env: Env) -> None:
     import gzip
 
-    # Log file names have minute precision: a clock starting in the last seconds of a minute
-    # puts the forged file's minute into the newest digest's pending window (a known edge of
-    # the validator, see the closing note); start mid-minute so the test is deterministic.
-    env.clock.now = env.clock().replace(second=10, microsecond=0)
     start, info = await _validated(env)
     logs = [d.key for d in await env.store.deliveries("tr1", "log")]  # in delivery order
     digests = [d.key for d in await env.store.deliveries("tr1", "digest")]
@@ -591,6 +587,32 @@ async def test_validator_names_modified_deleted_and_forged_files(env: Env) -> No
     assert ("log", DELETED, logs[1]) in problems  # listed by the modified digest
     assert ("log", UNVERIFIED, logs[0]) in problems  # its digest was deleted
     assert ("digest", VALID, digests[2]) in {(f.kind, f.status, f.key) for f in report.findings}
+
+
+async def test_unlisted_log_in_the_newest_digests_last_minute(env: Env) -> None:
+    """Log file names carry minutes only: one named in the newest digest's last minute is
+    pending if it was written after that digest, forged if it was written before."""
+    import gzip
+
+    from services.trail.domain.logfile import key_timestamp, log_file_key
+
+    start, info = await _validated(env)
+    newest = [d.key for d in await env.store.deliveries("tr1", "digest")][-1]
+    digest_end = key_timestamp(newest)
+    assert digest_end is not None
+
+    def put(unique: str, written: datetime) -> str:
+        key = log_file_key(prefix="", account_id=ACCOUNT, region=REGION, when=digest_end, unique=unique)
+        env.objects.buckets[BUCKET][key] = (gzip.compress(b'{"Records":[]}'), {})
+        env.objects.modified[(BUCKET, key)] = written
+        return key
+
+    before = put("WRITTENBEFOREDIG", digest_end - timedelta(seconds=5))
+    after = put("WRITTENAFTERDIGE", digest_end + timedelta(seconds=1))
+    report = await _report(env, start, info)
+    found = {f.key: f.status for f in report.findings}
+    assert found[before] == FORGED and found[after] == PENDING
+    assert [(f.kind, f.status, f.key) for f in report.problems] == [("log", FORGED, before)]
 
 
 async def test_validator_detects_deleted_log_listed_by_valid_digest(env: Env) -> None:
