@@ -50,6 +50,7 @@ from common.errors import AwsError
 from common.grpc_errors import from_rpc_error
 from common.grpc_server import CHANNEL_OPTIONS
 from common.logging import get_logger
+from gateway.audit import record_call
 from gateway.auth import (
     AuthError,
     HttpRequestView,
@@ -58,7 +59,6 @@ from gateway.auth import (
     require_authenticated,
 )
 from gateway.aws import router, shapes
-from gateway.audit import record_call
 from gateway.aws.errors import (
     InvalidAction,
     MissingAction,

@@ -101,13 +101,24 @@ def _cloudtrail_value(name: str, value: Any) -> Any:
     return value
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
+@functools.cache
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
 def cloudtrail_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """requestParameters as CloudTrail writes them: camelCase, without secrets or blobs."""
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if name in SECRET_MEMBERS or isinstance(value, (bytes, bytearray)):
+        if name in SECRET_MEMBERS:
             continue
-        out[name[:1].lower() + name[1:]] = _cloudtrail_value(name, value)
+        if type(value) in _PLAIN:  # most members: copied as they are
+            out[_camel(name)] = value
+        elif not isinstance(value, (bytes, bytearray)):
+            out[_camel(name)] = _cloudtrail_value(name, value)
     return out
 
 

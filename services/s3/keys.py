@@ -24,12 +24,12 @@ from typing import Protocol
 import grpc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from strongroom.common.v1 import caller_pb2
 
 from common.errors import AwsError
 from common.grpc_errors import from_rpc_error
 from common.grpc_server import CHANNEL_OPTIONS
 from services.s3.domain import errors as e
-from strongroom.common.v1 import caller_pb2
 
 AWS_MANAGED_ALIAS = "alias/aws/s3"
 _WRAP_MAGIC = b"SRW1"
