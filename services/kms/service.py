@@ -248,21 +248,28 @@ class KmsService:
         return result
 
     def _record(self, ctx: Ctx, error_code: str | None, error_message: str | None) -> None:
-        # The sink builds the record later, in a batch (common.audit.AuditSink); everything
-        # it needs is fixed now: the time, and a request context nobody changes any more.
+        # The sink builds the record later, in a batch (common.audit.AuditSink), from values
+        # fixed now. Not from the request context itself: keeping whole contexts alive until
+        # the batch (up to 50 ms, hundreds of them) cost ~30 us per call in the KMS process.
         try:
-            self.sink.record(functools.partial(self._event, ctx, error_code, error_message, self.clock()))
+            self.sink.record(functools.partial(
+                self._event, ctx.caller, ctx.operation, ctx.params,
+                ctx.response_elements if error_code is None else None, tuple(ctx.resources),
+                ctx.additional or None, error_code, error_message, self.clock()))
         except Exception:  # noqa: BLE001 - the audit path must never fail a request
             log.exception("audit_record_failed", operation=ctx.operation)
 
-    def _event(self, ctx: Ctx, error_code: str | None, error_message: str | None, when: datetime) -> dict[str, Any]:
+    def _event(self, caller: Caller, operation: str, params: dict[str, Any],
+               response_elements: dict[str, Any] | None, resources: tuple[str, ...],
+               additional: dict[str, Any] | None, error_code: str | None, error_message: str | None,
+               when: datetime) -> dict[str, Any]:
         return build_event(
-            caller=ctx.caller, event_source=EVENT_SOURCE, event_name=ctx.operation, region=self.region,
-            recipient_account_id=self.account, request_parameters=cloudtrail_params(ctx.params) or None,
-            response_elements=ctx.response_elements if error_code is None else None,
-            resources=[{"accountId": self.account, "type": "AWS::KMS::Key", "ARN": arn} for arn in ctx.resources],
-            read_only=_read_only(ctx.operation), error_code=error_code,
-            error_message=error_message, additional_event_data=ctx.additional or None,
+            caller=caller, event_source=EVENT_SOURCE, event_name=operation, region=self.region,
+            recipient_account_id=self.account, request_parameters=cloudtrail_params(params) or None,
+            response_elements=response_elements,
+            resources=[{"accountId": self.account, "type": "AWS::KMS::Key", "ARN": arn} for arn in resources],
+            read_only=_read_only(operation), error_code=error_code,
+            error_message=error_message, additional_event_data=additional,
             event_time=when)
 
     def _service_event(self, name: str, key: Key, details: dict[str, Any] | None = None) -> None:
