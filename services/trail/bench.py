@@ -19,7 +19,8 @@ Measurements on real processes over 127.0.0.1 (numbers are for the machine it ru
    summed over every process involved (KMS, trail, gateway, load generator). It runs over
    gRPC straight to the KMS, and through a gateway with signed HTTP requests as the AWS SDKs
    send them: that is KMS Encrypt as clients call it, and the goal applies to it: recording
-   costs less than 10% of Encrypt throughput (exit status 1 otherwise). A third run, with
+   costs less than 10% of Encrypt throughput, and less than 10% of the CPU per Encrypt
+   (exit status 1 otherwise). A third run, with
    processes started per run against a stand-in trail that only acknowledges, attributes the
    KMS's share: building the records ("build": built, then dropped) and the outbox.
 """
@@ -688,8 +689,10 @@ async def _main(args: argparse.Namespace) -> int:
         f"+{a.get('kms_cpu_us_outbox')} us in the outbox; the trail spends "
         f"{k['trail_cpu_us_per_encrypt_on']} us storing it (its own process)"
     )
-    # The budget applies to KMS Encrypt as AWS clients call it: through the endpoint.
-    ok = g["throughput_loss_pct"] <= 10
+    # The budget applies to KMS Encrypt as AWS clients call it: through the endpoint. Both the
+    # throughput loss and recording's share of all CPU must be within it (they disagree when the
+    # machine is noisy; one alone is not evidence enough).
+    ok = g["throughput_loss_pct"] <= 10 and g["recording_cpu_share_pct"] <= 10
     for label, r in (("through the gateway (AWS SDK requests)", g), ("over gRPC, straight to the KMS", k)):
         print(
             f"\nKMS Encrypt {label}, recording on: {r['throughput_loss_pct']}% lower throughput "
@@ -699,8 +702,8 @@ async def _main(args: argparse.Namespace) -> int:
             f"{r['all_cpu_us_per_encrypt_on']} us, every process)"
         )
     print(
-        f"\n{'within' if ok else 'OVER'} the 10% budget for KMS Encrypt through the endpoint; load generator "
-        f"and servers share {os.cpu_count()} cores"
+        f"\n{'within' if ok else 'OVER'} the 10% budget for KMS Encrypt through the endpoint (throughput loss "
+        f"and CPU share both); load generator and servers share {os.cpu_count()} cores"
     )
     return 0 if ok else 1
 
