@@ -269,32 +269,19 @@ async def _encrypt_load(
     target: str, seconds: float, concurrency: int, pids: Sequence[int] = ()
 ) -> tuple[float, list[float]]:
     """Encrypt ops/s, and CPU seconds per op of each process in ``pids`` during the run."""
-    from strongroom.kms.v1 import kms_pb2, kms_pb2_grpc
-
-    async with grpc.aio.insecure_channel(target) as ch:
-        stub = kms_pb2_grpc.KeyManagementServiceStub(ch)
-        key = (
-            await stub.CreateKey(kms_pb2.CreateKeyRequest(description="bench"), timeout=30)
-        ).key_metadata.key_id
-        req = kms_pb2.EncryptRequest(key_id=key, plaintext=os.urandom(64))
-        ops = 0
-        deadline = time.monotonic() + 1.0  # warm-up
-
-        async def worker(until: float, count: bool) -> None:
-            nonlocal ops
-            while time.monotonic() < until:
-                await stub.Encrypt(req, timeout=30)
-                if count:
-                    ops += 1
-
-        await asyncio.gather(*(worker(deadline, False) for _ in range(concurrency)))
+    load = _GrpcEncrypts(target, concurrency)
+    await load.open()
+    try:
+        await load.run(1.0)  # warm-up
         cpu0 = [_cpu_seconds(p) for p in pids]
         t0 = time.monotonic()
-        await asyncio.gather(*(worker(t0 + seconds, True) for _ in range(concurrency)))
+        ops = await load.run(seconds)
         elapsed = time.monotonic() - t0
         await asyncio.sleep(0.3)  # let the outbox ship what it holds (its CPU counts too)
         cpu = [(_cpu_seconds(p) - c) / max(ops, 1) for p, c in zip(pids, cpu0, strict=True)]
         return ops / elapsed, cpu
+    finally:
+        await load.close()
 
 
 ROOT_KEY_ID, ROOT_SECRET = "AKIABENCHROOTBENCHRT", "bench-root-secret-" + os.urandom(8).hex()

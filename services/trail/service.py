@@ -117,10 +117,10 @@ class TrailService:
         new, duplicates = await self.store.put_events(indexed)
         if self.insights is not None:
             count = self.insights.count
-            for ev in new:
-                if ev.category == CATEGORY_MANAGEMENT:
-                    count(ev.event_source, ev.event_name, read_only=ev.read_only is not False,
-                          failed=bool(ev.error_code), time_ms=ev.event_time_ms)
+            for e, _ in new:
+                if e.category == CATEGORY_MANAGEMENT:
+                    count(e.event_source, e.event_name, read_only=e.read_only is not False,
+                          failed=bool(e.error_code), time_ms=e.event_time_ms)
         return len(new), duplicates, rejected
 
     # ------------------------------------------------------------------ insights

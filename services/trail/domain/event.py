@@ -9,7 +9,7 @@ indexed here (:func:`index_record`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,26 +41,20 @@ __all__ = [
 
 
 class IndexedEvent(NamedTuple):
-    """A record's index (the fields of :class:`common.audit_index.IndexEntry`) and its text."""
+    """A record's index and its text. The index's fields read through (``ev.event_name``)."""
 
-    event_id: str
-    event_time_ms: int
-    event_name: str
-    event_source: str
-    read_only: bool | None
-    username: str | None
-    access_key_id: str | None
-    category: str  # Management | Data | Insight
-    error_code: str | None
-    resources: tuple[LookupResource, ...]
+    entry: IndexEntry
     body: str  # the record as JSON text, exactly as received
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.entry, name)
 
 
 def from_index(entry: IndexEntry, body: str) -> IndexedEvent:
     """A record and the index its sender computed with ``common.audit_index.index_of``."""
     if not entry.event_id:
         raise InvalidRecord("no eventID")
-    return IndexedEvent(*entry, body)
+    return IndexedEvent(entry, body)
 
 
 def index_record(body: str, expected_event_id: str | None = None) -> IndexedEvent:

@@ -351,7 +351,7 @@ class TrailStore:
         received = received_ms if received_ms is not None else now_ms()
         unique: dict[str, IndexedEvent] = {}
         for ev in events:
-            unique.setdefault(ev.event_id, ev)
+            unique.setdefault(ev.entry.event_id, ev)
         offered = list(unique.values())
         async with self._tx() as db:
             async with db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'") as cur:
@@ -364,19 +364,19 @@ class TrailStore:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
-                        ev.event_id,
-                        ev.event_time_ms,
+                        e.event_id,
+                        e.event_time_ms,
                         received,
-                        ev.event_name,
-                        ev.event_source,
-                        None if ev.read_only is None else int(ev.read_only),
-                        ev.username,
-                        ev.access_key_id,
-                        ev.category,
-                        ev.error_code,
-                        ev.body,
+                        e.event_name,
+                        e.event_source,
+                        None if e.read_only is None else int(e.read_only),
+                        e.username,
+                        e.access_key_id,
+                        e.category,
+                        e.error_code,
+                        body,
                     )
-                    for ev in offered
+                    for e, body in offered
                 ],
             )
             inserted = db.total_changes - before
@@ -389,7 +389,7 @@ class TrailStore:
                     new = [(int(r[0]), unique[r[1]]) for r in await cur.fetchall()]
             resources = []
             for seq, ev in new:
-                for r in ev.resources:
+                for r in ev.entry.resources:
                     resources.append((seq, r.type, r.name))
                     if r.arn != r.name:
                         resources.append((seq, r.type, r.arn))
