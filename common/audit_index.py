@@ -21,6 +21,7 @@ Record contents: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/clou
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from itertools import islice
@@ -182,8 +183,50 @@ def put_columns(batch: trail_pb2.AuditBatch, entries: Sequence[IndexEntry]) -> N
         batch.resource_arns.extend(arns)
 
 
-def from_columns(batch: trail_pb2.AuditBatch) -> list[IndexEntry] | None:
-    """The index entries of a batch's records; None when it has no (consistent) index."""
+class IndexColumns(NamedTuple):
+    """The index of a batch's records, field by field (lists in the records' order).
+
+    What the trail stores a batch by: rows are zipped from these lists in C, with no object
+    per record. ``resources`` is every record's resources, flattened: record ``i`` has
+    ``resource_counts[i]`` of them.
+    """
+
+    event_ids: list[str]
+    event_times_ms: list[int]
+    event_names: list[str]
+    event_sources: list[str]
+    read_only: list[bool | None]
+    usernames: list[str | None]
+    access_key_ids: list[str | None]
+    categories: list[str]
+    error_codes: list[str | None]
+    resource_counts: list[int]
+    resources: list[LookupResource]
+
+    def entries(self) -> list[IndexEntry]:
+        """The same index, one :class:`IndexEntry` per record."""
+        flat = iter(self.resources)
+        per_record = [tuple(islice(flat, c)) if c else () for c in self.resource_counts]
+        return list(map(IndexEntry._make, zip(
+            self.event_ids, self.event_times_ms, self.event_names, self.event_sources,
+            self.read_only, self.usernames, self.access_key_ids, self.categories,
+            self.error_codes, per_record, strict=True,
+        )))
+
+    @classmethod
+    def of(cls, entries: Sequence[IndexEntry]) -> IndexColumns:
+        """Columns of index entries (records indexed one by one)."""
+        if not entries:
+            return cls([], [], [], [], [], [], [], [], [], [], [])
+        (ids, times, names, sources, read_only, users, akids, categories, errors, resources) = map(
+            list, zip(*entries, strict=True)
+        )
+        return cls(ids, times, names, sources, read_only, users, akids, categories, errors,
+                   list(map(len, resources)), [r for rs in resources for r in rs])
+
+
+def columns_of(batch: trail_pb2.AuditBatch) -> IndexColumns | None:
+    """The index a batch carries; None when it has none, or an inconsistent one."""
     n = len(batch.event_ids)
     columns = (batch.event_times_ms, batch.event_names, batch.event_sources, batch.read_only,
                batch.usernames, batch.access_key_ids, batch.categories, batch.error_codes,
@@ -191,21 +234,68 @@ def from_columns(batch: trail_pb2.AuditBatch) -> list[IndexEntry] | None:
     if n == 0 or any(len(c) != n for c in columns):
         return None
     counts = list(batch.resource_counts)
+    if any(c < 0 for c in counts):
+        return None
     total = sum(counts)
     if not (len(batch.resource_types) == len(batch.resource_names) == len(batch.resource_arns) == total):
         return None
-    flat = iter(map(LookupResource._make, zip(batch.resource_types, batch.resource_names, batch.resource_arns)))
-    resources = [tuple(islice(flat, c)) if c else () for c in counts]
-    return list(map(IndexEntry._make, zip(
-        batch.event_ids,
-        batch.event_times_ms,
-        batch.event_names,
-        batch.event_sources,
-        map(_READ_ONLY_BACK.get, batch.read_only),
-        (u or None for u in batch.usernames),
-        (a or None for a in batch.access_key_ids),
-        batch.categories,
-        (e or None for e in batch.error_codes),
-        resources,
-        strict=True,
-    )))
+    return IndexColumns(
+        list(batch.event_ids),
+        list(batch.event_times_ms),
+        list(batch.event_names),
+        list(batch.event_sources),
+        list(map(_READ_ONLY_BACK.get, batch.read_only)),
+        [u or None for u in batch.usernames],
+        [a or None for a in batch.access_key_ids],
+        list(batch.categories),
+        [e or None for e in batch.error_codes],
+        counts,
+        list(map(LookupResource._make, zip(batch.resource_types, batch.resource_names, batch.resource_arns))),
+    )
+
+
+def from_columns(batch: trail_pb2.AuditBatch) -> list[IndexEntry] | None:
+    """The index entries of a batch's records; None when it has no (consistent) index."""
+    columns = columns_of(batch)
+    return None if columns is None else columns.entries()
+
+
+# ------------------------------------------------------------------ the records themselves
+
+IDENTITY = trail_pb2.AuditBatch.RECORDS_ENCODING_IDENTITY
+ZLIB = trail_pb2.AuditBatch.RECORDS_ENCODING_ZLIB
+
+
+def pack_records(bodies: Sequence[bytes], *, compress: bool = True) -> tuple[int, bytes]:
+    """JSON records -> (``records_encoding``, ``records_jsonl``): one per line, zlib-compressed.
+
+    Level 1: a batch of KMS records shrinks about 20x at ~2.4 us per 1 KB record; higher
+    levels cost twice as much for ~10% fewer bytes.
+    """
+    text = b"\n".join(bodies)
+    return (ZLIB, zlib.compress(text, 1)) if compress else (IDENTITY, text)
+
+
+def _records_text(encoding: int, data: bytes) -> str:
+    try:
+        if encoding == ZLIB:
+            data = zlib.decompress(data)
+        elif encoding != IDENTITY:
+            raise InvalidRecord(f"unknown records encoding {encoding}")
+        return data.decode()
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise InvalidRecord(f"records not readable: {type(exc).__name__}") from exc
+
+
+def unpack_records(encoding: int, data: bytes) -> list[str]:
+    """The JSON texts of a batch (see :func:`pack_records`); :class:`InvalidRecord` if the
+    bytes are not what ``encoding`` says."""
+    text = _records_text(encoding, data)
+    return text.split("\n") if text else []
+
+
+def count_records(encoding: int, data: bytes) -> int:
+    """How many records a batch's bytes hold, checking that they can be read back (as
+    :func:`unpack_records`, without making a string per record)."""
+    text = _records_text(encoding, data)
+    return text.count("\n") + 1 if text else 0

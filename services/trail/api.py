@@ -22,10 +22,11 @@ from strongroom.trail.v1 import trail_pb2 as pb
 from strongroom.trail.v1 import trail_pb2_grpc
 
 from common.audit import Event, build_event, encode_record, materialize, redact_parameters
-from common.audit_index import IndexEntry, InvalidRecord, from_columns, index_of
+from common.audit_index import InvalidRecord, columns_of, count_records, index_of, unpack_records
 from common.caller import caller_from_metadata
 from common.errors import AwsError
 from common.logging import get_logger
+from services.trail.domain.event import EventBatch
 from services.trail.domain.trails import Trail
 from services.trail.service import TrailService
 
@@ -286,22 +287,24 @@ class CloudTrailServicer(trail_pb2_grpc.CloudTrailServicer):
         self, request: pb.PutEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.PutEventsResponse:
         records = [(r.event_id, r.record_json) for r in request.records]
-        indexed: list[tuple[IndexEntry, str]] = []
+        batches: list[EventBatch] = []
         rejected_batches: list[str] = []
         for batch in request.batches:
+            encoding, data = batch.records_encoding, batch.records_jsonl
             try:
-                bodies = batch.records_jsonl.decode().split("\n") if batch.records_jsonl else []
-            except UnicodeDecodeError:
+                columns = columns_of(batch)
+                if columns is not None and count_records(encoding, data) == len(columns.event_ids):
+                    batches.append(EventBatch(encoding, data, columns))  # stored as it came
+                else:  # no (usable) index: the trail indexes the records itself
+                    records.extend(("", body) for body in unpack_records(encoding, data))
+            except InvalidRecord as exc:
+                log.error("audit_batch_rejected", sender=request.sender, reason=str(exc))
                 rejected_batches.extend(batch.event_ids)
-                continue
-            entries = from_columns(batch)
-            if entries is not None and len(entries) == len(bodies):
-                indexed.extend(zip(entries, bodies, strict=True))
-            else:  # no (usable) index: the trail indexes the records itself
-                records.extend(("", body) for body in bodies)
-        accepted, duplicates, rejected = await self.service.put_events(records, indexed)
+        accepted, duplicates = await self.service.put_batches(batches) if batches else (0, 0)
+        more, more_duplicates, rejected = await self.service.put_events(records) if records else (0, 0, [])
         return pb.PutEventsResponse(
-            accepted=accepted, duplicates=duplicates, rejected_event_ids=rejected_batches + rejected
+            accepted=accepted + more, duplicates=duplicates + more_duplicates,
+            rejected_event_ids=rejected_batches + rejected,
         )
 
     # ------------------------------------------------------------------ event history

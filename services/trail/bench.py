@@ -230,7 +230,7 @@ async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 50
     from strongroom.trail.v1 import trail_pb2_grpc
 
     from common.audit import encode_record
-    from common.audit_index import index_of, put_columns
+    from common.audit_index import index_of, pack_records, put_columns
 
     acknowledged = 0
     counter = 0
@@ -246,7 +246,8 @@ async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 50
                 for _ in range(batch):
                     counter += 1
                     events.append(_kms_event(counter))
-                message = pb.AuditBatch(records_jsonl=b"\n".join(encode_record(e) for e in events))
+                encoding, data = pack_records([encode_record(e) for e in events])
+                message = pb.AuditBatch(records_jsonl=data, records_encoding=encoding)  # type: ignore[arg-type]
                 put_columns(message, [index_of(e) for e in events])
                 resp = await stub.PutEvents(pb.PutEventsRequest(batches=[message], sender="bench"), timeout=60)
                 acknowledged += resp.accepted + resp.duplicates

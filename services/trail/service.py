@@ -6,6 +6,7 @@ CloudTrail AwsErrors of services/trail/domain/errors.py.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -20,9 +21,11 @@ from services.trail.domain import selectors as sel
 from services.trail.domain.errors import err
 from services.trail.domain.event import (
     CATEGORY_MANAGEMENT,
+    EventBatch,
+    IndexColumns,
     IndexedEvent,
-    InvalidRecord,
     IndexEntry,
+    InvalidRecord,
     from_index,
     index_record,
 )
@@ -115,13 +118,37 @@ class TrailService:
                 log.error("audit_record_rejected", event_id=entry.event_id, reason=str(exc))
                 rejected.append(entry.event_id)
         new, duplicates = await self.store.put_events(indexed)
-        if self.insights is not None:
-            count = self.insights.count
-            for e, _ in new:
-                if e.category == CATEGORY_MANAGEMENT:
-                    count(e.event_source, e.event_name, read_only=e.read_only is not False,
-                          failed=bool(e.error_code), time_ms=e.event_time_ms)
+        if self.insights is not None and new:
+            self._count_for_insights(IndexColumns.of([e.entry for e in new]), range(len(new)))
         return len(new), duplicates, rejected
+
+    async def put_batches(self, batches: Sequence[EventBatch]) -> tuple[int, int]:
+        """Store batches as senders' outboxes ship them (records and their index, stored as
+        they came). Returns (accepted, duplicates)."""
+        new = await self.store.put_batches(batches)
+        accepted = 0
+        for batch, positions in zip(batches, new, strict=True):
+            accepted += len(positions)
+            if self.insights is not None and positions:
+                self._count_for_insights(batch.index, positions)
+        return accepted, sum(len(b.index.event_ids) for b in batches) - accepted
+
+    def _count_for_insights(self, cols: IndexColumns, positions: Sequence[int]) -> None:
+        """Count new management events per API for Insights; records of one API in the same
+        second are counted together (their keys are tallied in C, not one call each)."""
+        assert self.insights is not None
+        keys: Any
+        if len(positions) == len(cols.event_ids):
+            keys = zip(cols.categories, cols.event_sources, cols.event_names, cols.read_only,
+                       cols.error_codes, cols.event_times_ms)
+        else:
+            keys = ((cols.categories[i], cols.event_sources[i], cols.event_names[i], cols.read_only[i],
+                     cols.error_codes[i], cols.event_times_ms[i]) for i in positions)
+        count = self.insights.count
+        for (category, source, name, read_only, error_code, time_ms), n in Counter(keys).items():
+            if category == CATEGORY_MANAGEMENT:
+                count(source, name, read_only=read_only is not False, failed=bool(error_code),
+                      time_ms=time_ms, n=n)
 
     # ------------------------------------------------------------------ insights
 

@@ -3,8 +3,8 @@
 The record itself is kept byte for byte as its sender serialised it (the trail never
 re-serialises a record: log files and ``CloudTrailEvent`` carry the sender's JSON text).
 What event history filters on comes from :func:`common.audit_index.index_of`: senders ship
-it beside the record (:func:`from_index`); a record that arrives without one is decoded and
-indexed here (:func:`index_record`).
+it beside their records, a batch at a time (:class:`EventBatch`, stored as it came); a record
+that arrives without one is decoded and indexed here (:func:`index_record`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from common.audit_index import (
     CATEGORY_DATA,
     CATEGORY_INSIGHT,
     CATEGORY_MANAGEMENT,
+    IndexColumns,
     IndexEntry,
     InvalidRecord,
     LookupResource,
@@ -29,6 +30,8 @@ __all__ = [
     "CATEGORY_DATA",
     "CATEGORY_INSIGHT",
     "CATEGORY_MANAGEMENT",
+    "EventBatch",
+    "IndexColumns",
     "IndexEntry",
     "IndexedEvent",
     "InvalidRecord",
@@ -48,6 +51,15 @@ class IndexedEvent(NamedTuple):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.entry, name)
+
+
+class EventBatch(NamedTuple):
+    """Records shipped together, kept as they came: their JSON lines, encoded as ``encoding``
+    says (``common.audit_index.pack_records``), and their index, column by column."""
+
+    encoding: int
+    data: bytes
+    index: IndexColumns
 
 
 def from_index(entry: IndexEntry, body: str) -> IndexedEvent:

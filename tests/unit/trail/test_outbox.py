@@ -17,7 +17,7 @@ import pytest
 from strongroom.trail.v1 import trail_pb2 as pb
 from strongroom.trail.v1 import trail_pb2_grpc
 
-from common.audit_index import IndexEntry, from_columns, index_of
+from common.audit_index import IndexEntry, from_columns, index_of, unpack_records
 from common.audit_outbox import OutboxSink
 from common.config import Settings
 from stack.launcher import free_port
@@ -31,6 +31,8 @@ class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
         self.indexes: dict[str, IndexEntry] = {}
         self.receipts = 0
         self.calls = 0
+        self.encodings: list[int] = []
+        self.bytes_received = 0
         self.fail_calls = 0  # answer UNAVAILABLE without storing
         self.lose_acks = 0  # store, then answer UNAVAILABLE (the sender must resend)
         self.reject: set[str] = set()
@@ -46,7 +48,9 @@ class FakeTrail(trail_pb2_grpc.CloudTrailServicer):
         rejected = []
         received = [(r.event_id, json.loads(r.record_json)) for r in request.records]
         for batch in request.batches:
-            bodies = batch.records_jsonl.decode().split("\n")
+            self.encodings.append(batch.records_encoding)
+            self.bytes_received += len(batch.records_jsonl)
+            bodies = unpack_records(batch.records_encoding, batch.records_jsonl)
             entries = from_columns(batch)
             if entries is None:  # rows of the first outbox layout carry no index
                 received.extend((r["eventID"], r) for r in map(json.loads, bodies))
@@ -137,6 +141,10 @@ async def test_records_ship_with_their_lookup_index(tmp_path: Path, trail: Trail
             audit.record(e)
         assert await audit.drain(30)
     assert len(trail.fake.stored) == 50_000
+    # Batches travel zlib-compressed: their records repeat most of their text.
+    assert set(trail.fake.encodings) == {pb.AuditBatch.RECORDS_ENCODING_ZLIB}
+    plain = sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in events)
+    assert trail.fake.bytes_received < plain / 5
     seven = trail.fake.indexes[events[7]["eventID"]]
     assert (seven.username, seven.access_key_id, seven.read_only) == ("alice", "AKIAEXAMPLE", False)
     assert [(r.type, r.arn) for r in seven.resources] == [("AWS::KMS::Key", "arn:aws:kms:us-east-1:1:key/k")]

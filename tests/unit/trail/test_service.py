@@ -14,7 +14,10 @@ import pytest
 from strongroom.common.v1 import caller_pb2
 
 from common.audit import build_event
-from common.audit_index import index_of
+from common.audit import encode_record
+from common.audit_index import IndexColumns, index_of, pack_records
+from services.trail.api import CloudTrailServicer, LocalAuditSink
+from services.trail.domain.event import EventBatch
 from common.caller import root_caller
 from common.config import Settings
 from common.errors import AwsError
@@ -139,6 +142,109 @@ async def test_indexed_records_with_some_already_stored(env: Env) -> None:
     # An index without an event id is refused, the rest of the batch is stored.
     bad = index_of(env.event())._replace(event_id="")
     assert await env.service.put_events([], [(bad, "{}"), *indexed(env.event())]) == (1, 0, [""])
+
+
+def shipped(*events: dict[str, Any], compress: bool = True) -> EventBatch:
+    """Records as a sender's outbox ships them (common/audit_outbox.py)."""
+    encoding, data = pack_records([encode_record(e) for e in events], compress=compress)
+    return EventBatch(encoding, data, IndexColumns.of([index_of(e) for e in events]))
+
+
+async def test_batches_are_stored_as_shipped_and_read_back(env: Env) -> None:
+    """A batch is stored as it came (one chunk, still compressed) plus an index row per
+    record; records come back byte for byte, resent ones are not stored twice, and a batch
+    with nothing new leaves no chunk."""
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/"
+    events = [env.event(resources=[{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key + str(i)}])
+              for i in range(5)]
+    events[2]["resources"].append({"type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::b2"})
+    first = shipped(*events[:3])
+    assert await env.service.put_batches([first]) == (3, 0)
+    async with env.store._db.execute("SELECT encoding, data FROM event_chunks") as cur:
+        assert [tuple(r) for r in await cur.fetchall()] == [(first.encoding, first.data)]
+    # Resent with new records mixed in (the sender lost an acknowledgement), and plain.
+    again = shipped(events[1], events[3], events[0], events[4], events[3], compress=False)
+    assert await env.service.put_batches([again]) == (2, 3)
+    assert await env.service.put_batches([shipped(events[0])]) == (0, 1)
+    async with env.store._db.execute("SELECT COUNT(*) FROM event_chunks") as cur:
+        assert (await cur.fetchone())[0] == 2
+    rows = await env.store.events_after(0, 100)
+    assert [r.event_id for r in rows] == [e["eventID"] for e in (events[0], events[1], events[2], events[3], events[4])]
+    assert [r.body for r in rows] == [encode_record(e).decode() for e in (events[:3] + events[3:])]
+    for i, e in enumerate(events):
+        result = await _lookup(env, attributes=[("ResourceName", key + str(i))])
+        assert [json.loads(row.body) for row, _ in result.events] == [e]
+    result = await _lookup(env, attributes=[("ResourceName", "b2")])
+    assert [row.event_id for row, _ in result.events] == [events[2]["eventID"]]
+    assert await env.store.count_events() == 5
+
+
+async def test_purging_records_drops_their_chunks(env: Env) -> None:
+    old = [env.event(when=env.clock() - timedelta(days=100)) for _ in range(3)]
+    await env.service.put_batches([shipped(*old[:2])])
+    await env.service.put_batches([shipped(old[2])])
+    new = env.event()
+    await env.service.put_batches([shipped(new)])
+    assert await env.store.purge_events(int((env.clock() - timedelta(days=90)).timestamp() * 1000)) == 3
+    async with env.store._db.execute("SELECT COUNT(*) FROM event_chunks") as cur:
+        assert (await cur.fetchone())[0] == 1
+    assert [json.loads(r.body) for r in await env.store.events_after(0, 10)] == [new]
+
+
+async def test_a_store_from_before_chunks_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,"
+        " event_time INTEGER NOT NULL, received_at INTEGER NOT NULL, event_name TEXT NOT NULL,"
+        " event_source TEXT NOT NULL, read_only INTEGER, username TEXT, access_key_id TEXT,"
+        " category TEXT NOT NULL, error_code TEXT, body TEXT NOT NULL);"
+        "INSERT INTO events VALUES (NULL, 'e1', 1767225600000, 1767225600000, 'Encrypt',"
+        " 'kms.amazonaws.com', 0, 'root', NULL, 'Management', NULL, '{\"eventID\":\"e1\"}');"
+    )
+    db.commit()
+    db.close()
+    store = await TrailStore.open(path)
+    try:
+        clock = Clock()
+        service = TrailService(Settings(account_id=ACCOUNT, region=REGION), store, objects=FakeObjectStore(clock=clock),
+                               keys=FakeKeyService(), signer=FakeSigner(), clock=clock)
+        event = build_event(caller=root_caller(ACCOUNT, REGION), event_source="kms.amazonaws.com",
+                            event_name="Decrypt", region=REGION, recipient_account_id=ACCOUNT,
+                            request_parameters=None, read_only=False, event_time=clock())
+        assert await service.put_batches([shipped(event)]) == (1, 0)
+        assert [r.body for r in await store.events_after(0, 10)] == ['{"eventID":"e1"}', encode_record(event).decode()]
+    finally:
+        await store.close()
+
+
+async def test_put_events_rejects_a_batch_it_cannot_read(env: Env) -> None:
+    """A batch whose records cannot be read back (not a zlib stream) is refused with its
+    event ids; one whose index does not match its records is indexed by the trail itself;
+    the other batches of the call are stored."""
+    from strongroom.trail.v1 import trail_pb2 as pb
+
+    from common.audit_index import put_columns
+
+    def message(batch: EventBatch, data: bytes | None = None) -> pb.AuditBatch:
+        m = pb.AuditBatch(records_jsonl=batch.data if data is None else data, records_encoding=batch.encoding)  # type: ignore[arg-type]
+        put_columns(m, batch.index.entries())
+        return m
+
+    bad, good, one, two = env.event(), env.event(), env.event(), env.event()
+    broken = message(shipped(bad), data=b"x\x9c not zlib")
+    mismatched = message(shipped(one), data=pack_records([encode_record(one), encode_record(two)])[1])
+    servicer = CloudTrailServicer(env.service, LocalAuditSink(env.service))
+    response = await servicer.PutEvents(
+        pb.PutEventsRequest(sender="test", batches=[broken, message(shipped(good)), mismatched]),
+        None,  # type: ignore[arg-type]
+    )
+    assert (response.accepted, list(response.rejected_event_ids)) == (3, [bad["eventID"]])
+    stored = await env.store.events_after(0, 10)
+    assert [r.event_id for r in stored] == [good["eventID"], one["eventID"], two["eventID"]]
+    assert [r.body for r in stored] == [encode_record(e).decode() for e in (good, one, two)]
 
 
 async def _lookup(env: Env, **kw: Any) -> Any:
