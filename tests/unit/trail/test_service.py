@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from strongroom.common.v1 import caller_pb2
 
-from common.audit import build_event
-from common.audit import encode_record
+from common.audit import build_event, encode_record
 from common.audit_index import IndexColumns, index_of, pack_records
-from services.trail.api import CloudTrailServicer, LocalAuditSink
-from services.trail.domain.event import EventBatch
 from common.caller import root_caller
 from common.config import Settings
 from common.errors import AwsError
+from services.trail.api import CloudTrailServicer, LocalAuditSink
 from services.trail.delivery import Deliverer
+from services.trail.domain.event import EventBatch
 from services.trail.service import TrailService
 from services.trail.store.sqlite import TrailStore
 from services.trail.validate import (
