@@ -33,6 +33,8 @@ CATEGORY_MANAGEMENT = "Management"
 CATEGORY_DATA = "Data"
 CATEGORY_INSIGHT = "Insight"
 _S3_ARN = "arn:aws:s3:::"
+# isinstance(x, Mapping) goes through ABCMeta (~0.15 us); records are dicts, checked first.
+_MAPPING = (dict, Mapping)
 
 
 class InvalidRecord(ValueError):
@@ -62,7 +64,7 @@ def parse_event_time(text: str) -> int:
 
 
 def username_of(identity: Mapping[str, Any] | None) -> str | None:
-    if not isinstance(identity, Mapping):
+    if not isinstance(identity, _MAPPING):
         return None
     kind = identity.get("type")
     if kind == "Root":
@@ -112,10 +114,11 @@ class IndexEntry(NamedTuple):
 
 def index_of(record: Mapping[str, Any]) -> IndexEntry:
     """The record's index; raises :class:`InvalidRecord` if the record is not storable."""
-    event_id = record.get("eventID")
+    get = record.get
+    event_id = get("eventID")
     if not isinstance(event_id, str) or not event_id or "\n" in event_id:
         raise InvalidRecord("no eventID")
-    event_time = record.get("eventTime")
+    event_time = get("eventTime")
     if not isinstance(event_time, str):
         raise InvalidRecord("no eventTime")
     try:
@@ -123,15 +126,19 @@ def index_of(record: Mapping[str, Any]) -> IndexEntry:
     except ValueError as exc:
         raise InvalidRecord("bad eventTime") from exc
     named = record
-    insight = record.get("insightDetails")
-    if isinstance(insight, Mapping) and "eventName" not in record:
+    insight = get("insightDetails")
+    if insight is not None and isinstance(insight, _MAPPING) and "eventName" not in record:
         named = insight  # Insights events name the API inside insightDetails
-    read_only = record.get("readOnly")
-    identity = record.get("userIdentity")
-    akid = identity.get("accessKeyId") if isinstance(identity, Mapping) else None
+    read_only = get("readOnly")
+    identity = get("userIdentity")
+    if isinstance(identity, _MAPPING):
+        akid = identity.get("accessKeyId")
+        username = username_of(identity)
+    else:
+        akid = username = None
     resources = []
-    for res in record.get("resources") or ():
-        if not isinstance(res, Mapping):
+    for res in get("resources") or ():
+        if not isinstance(res, _MAPPING):
             continue
         rtype = str(res.get("type") or "")
         arn = str(res.get("ARN") or res.get("arn") or "")
@@ -139,16 +146,17 @@ def index_of(record: Mapping[str, Any]) -> IndexEntry:
             continue
         name = arn[len(_S3_ARN) :] if rtype == "AWS::S3::Bucket" and arn.startswith(_S3_ARN) else arn
         resources.append(LookupResource(rtype, name, arn))
+    error_code = get("errorCode")
     return IndexEntry(
         event_id,
         time_ms,
         str(named.get("eventName") or ""),
         str(named.get("eventSource") or ""),
         read_only if isinstance(read_only, bool) else None,
-        username_of(identity) if isinstance(identity, Mapping) else None,
+        username,
         str(akid) if akid else None,
         category_of(record),
-        str(record["errorCode"]) if record.get("errorCode") else None,
+        str(error_code) if error_code else None,
         tuple(resources),
     )
 
