@@ -333,7 +333,7 @@ def run_trail_bench() -> str:
     cost of recording on KMS Encrypt. Its figures are added to the report as it prints them."""
     print("\nrunning the audit trail benchmark (python -m services.trail.bench) ...", flush=True)
     proc = subprocess.run([sys.executable, "-m", "services.trail.bench"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=420, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=720, stdin=subprocess.DEVNULL)
     print(proc.stdout, flush=True)
     if proc.returncode not in (0, 1):
         print(proc.stderr[-2000:], file=sys.stderr)

@@ -16,7 +16,9 @@ Measurements on real processes over 127.0.0.1 (numbers are for the machine it ru
    pairs; the loss is the median over pairs of (off - on) / off. The machine's speed drifts
    by +-15% over seconds (other tenants of the host): adjacent short windows see the same
    machine, which freshly started processes in separate runs do not. CPU per Encrypt is
-   summed over every process involved (KMS, trail, gateway, load generator). It runs over
+   summed over every process involved (KMS, trail, gateway, load generator), and
+   recording's share of it is also taken per pair (median). Then, one call at a time, the
+   latency a single client sees (p50 / p90 / p99, off and on, ABBA windows). It runs over
    gRPC straight to the KMS, and through a gateway with signed HTTP requests as the AWS SDKs
    send them: that is KMS Encrypt as clients call it, and the goal applies to it: recording
    costs less than 10% of Encrypt throughput, and less than 10% of the CPU per Encrypt
@@ -260,6 +262,15 @@ async def _ingest(target: str, seconds: float, senders: int = 4, batch: int = 50
 # ------------------------------------------------------------------ 1. KMS Encrypt overhead
 
 
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 / p90 / p99 of latencies in seconds, as milliseconds."""
+    if len(samples) < 2:
+        return {}
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": round(q[49] * 1e3, 3), "p90": round(q[89] * 1e3, 3), "p99": round(q[98] * 1e3, 3),
+            "calls": len(samples)}
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -302,17 +313,21 @@ class _GrpcEncrypts:
         key = (await self.stub.CreateKey(kms_pb2.CreateKeyRequest(description="bench"), timeout=30)).key_metadata
         self.request = kms_pb2.EncryptRequest(key_id=key.key_id, plaintext=os.urandom(64))
 
-    async def run(self, seconds: float) -> int:
+    async def run(self, seconds: float, workers: int | None = None, latencies: list[float] | None = None) -> int:
+        """Encrypt calls for ``seconds`` (``workers`` in flight, default ``concurrency``);
+        each call's latency is appended to ``latencies`` if given."""
         ops = 0
         until = time.monotonic() + seconds
 
         async def worker() -> None:
             nonlocal ops
-            while time.monotonic() < until:
+            while (t0 := time.monotonic()) < until:
                 await self.stub.Encrypt(self.request, timeout=30)
+                if latencies is not None:
+                    latencies.append(time.monotonic() - t0)
                 ops += 1
 
-        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        await asyncio.gather(*(worker() for _ in range(workers or self.concurrency)))
         return ops
 
     async def close(self) -> None:
@@ -353,19 +368,22 @@ class _HttpEncrypts:
             "Encrypt", {"KeyId": key_id, "Plaintext": base64.b64encode(os.urandom(64)).decode()}
         )
 
-    async def run(self, seconds: float) -> int:
+    async def run(self, seconds: float, workers: int | None = None, latencies: list[float] | None = None) -> int:
+        """As :meth:`_GrpcEncrypts.run`, one keep-alive connection per worker."""
         ops = 0
         until = time.monotonic() + seconds
 
         async def worker(conn: Any) -> None:
             nonlocal ops
-            while time.monotonic() < until:
+            while (t0 := time.monotonic()) < until:
                 status, body = await conn.send(self.request)
                 if status != 200:
                     raise RuntimeError(f"Encrypt through the gateway failed: {status} {body[:200]!r}")
+                if latencies is not None:
+                    latencies.append(time.monotonic() - t0)
                 ops += 1
 
-        await asyncio.gather(*(worker(c) for c in self.conns))
+        await asyncio.gather(*(worker(c) for c in self.conns[: workers or self.concurrency]))
         return ops
 
     async def close(self) -> None:
@@ -374,7 +392,8 @@ class _HttpEncrypts:
 
 
 async def bench_kms_overhead_interleaved(
-    seconds: float, concurrency: int, pairs: int = 8, via_gateway: bool = False, gap: float = 0.7
+    seconds: float, concurrency: int, pairs: int = 8, via_gateway: bool = False, gap: float = 0.7,
+    latency_pairs: int = 4,
 ) -> dict[str, Any]:
     """KMS Encrypt with recording off and on, both KMS processes up at once (each with its own
     data directory and token; the same real trail), the load switching between them every
@@ -433,6 +452,12 @@ async def bench_kms_overhead_interleaved(
                 kms_cpu[mode].append(used[0] / max(ops, 1))
                 if mode == "on":
                     trail_cpu.append(used[1] / max(ops, 1))
+        # Latency under light load (one call at a time): what a single client waits.
+        latencies: dict[str, list[float]] = {"off": [], "on": []}
+        for i in range(latency_pairs):
+            for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                await drivers[mode].run(seconds / 2, workers=1, latencies=latencies[mode])
+                await asyncio.sleep(gap)
         for d in drivers.values():
             await d.close()
     finally:
@@ -440,6 +465,9 @@ async def bench_kms_overhead_interleaved(
             _stop(proc)
         shutil.rmtree(data, ignore_errors=True)
     paired = [100 * (a - b) / a for a, b in zip(rates["off"], rates["on"], strict=True)]
+    # CPU per Encrypt compared within each pair too: the machine's speed (and so CPU time
+    # per unit of work) drifts between pairs as much as the recording's cost.
+    cpu_paired = [100 * (b - a) / b for a, b in zip(cpu["off"], cpu["on"], strict=True)]
     med = statistics.median
     return {
         "encrypt_ops_s_recording_off": round(med(rates["off"])),
@@ -451,7 +479,10 @@ async def bench_kms_overhead_interleaved(
         "trail_cpu_us_per_encrypt_on": round(med(trail_cpu) * 1e6, 1),
         "all_cpu_us_per_encrypt_off": round(med(cpu["off"]) * 1e6, 1),
         "all_cpu_us_per_encrypt_on": round(med(cpu["on"]) * 1e6, 1),
-        "recording_cpu_share_pct": round(100 * (med(cpu["on"]) - med(cpu["off"])) / med(cpu["on"]), 1),
+        "recording_cpu_share_pct": round(med(cpu_paired), 1),
+        "recording_cpu_share_pct_per_pair": [round(x, 1) for x in cpu_paired],
+        "recording_cpu_share_pct_of_medians": round(100 * (med(cpu["on"]) - med(cpu["off"])) / med(cpu["on"]), 1),
+        **{f"latency_ms_c1_{mode}": _percentiles(lat) for mode, lat in latencies.items()},
         "runs_ops_s": {k: [round(v) for v in vs] for k, vs in rates.items()},
         "concurrency": concurrency,
         "pairs": pairs,
@@ -687,7 +718,9 @@ async def _main(args: argparse.Namespace) -> int:
             f"({r['encrypt_ops_s_recording_off']} -> {r['encrypt_ops_s_recording_on']} ops/s; median of "
             f"{r['pairs']} off/on pairs of {r['window_seconds']} s windows); recording takes "
             f"{r['recording_cpu_share_pct']}% of all CPU per Encrypt ({r['all_cpu_us_per_encrypt_off']} -> "
-            f"{r['all_cpu_us_per_encrypt_on']} us, every process)"
+            f"{r['all_cpu_us_per_encrypt_on']} us, every process); one call at a time, latency p50 "
+            f"{r['latency_ms_c1_off'].get('p50')} -> {r['latency_ms_c1_on'].get('p50')} ms, p99 "
+            f"{r['latency_ms_c1_off'].get('p99')} -> {r['latency_ms_c1_on'].get('p99')} ms"
         )
     print(
         f"\n{'within' if ok else 'OVER'} the 10% budget for KMS Encrypt through the endpoint (throughput loss "
@@ -700,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.trail.bench")
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "3")))
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=8, help="off/on window pairs against the real trail")
+    parser.add_argument("--rounds", type=int, default=12, help="off/on window pairs against the real trail")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--kms-server", choices=("on", "off", "build"), help=argparse.SUPPRESS)
     parser.add_argument("--acking-trail", type=int, help=argparse.SUPPRESS)

@@ -268,3 +268,46 @@ async def test_flush_is_prompt(tmp_path: Path, trail: TrailServer) -> None:
     async with sink(tmp_path, trail.port) as audit:
         audit.record(event())
         await wait_for(lambda: len(trail.fake.stored) == 1, timeout=2.0)
+
+
+async def test_requests_get_turns_while_a_batch_is_encoded(tmp_path: Path, trail: TrailServer) -> None:
+    """The writer encodes a big batch in slices and lets the event loop turn in between, so
+    a request never waits behind the whole batch."""
+    from common.audit_outbox import ENCODE_SLICE
+
+    turns = 0
+    seen: list[int] = []
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    def builder(i: int) -> Any:
+        def build() -> dict[str, Any]:
+            seen.append(turns)
+            return event(i)
+        return build
+
+    async with sink(tmp_path, trail.port, flush_interval=60, flush_max=100_000) as audit:
+        ticker = asyncio.create_task(other_work())
+        for i in range(ENCODE_SLICE * 8):
+            audit.record(builder(i))
+        await audit.flush()
+        ticker.cancel()
+        assert await audit.drain(10)
+    slices = [seen[i : i + ENCODE_SLICE] for i in range(0, len(seen), ENCODE_SLICE)]
+    assert all(len(set(s)) == 1 for s in slices)  # one slice runs without a break
+    assert len({s[0] for s in slices}) == len(slices)  # other work ran between slices
+    assert len(trail.fake.stored) == ENCODE_SLICE * 8
+
+
+def test_put_events_requests_are_assembled_from_committed_bytes() -> None:
+    from common.audit_outbox import put_events_request
+
+    batches = [pb.AuditBatch(records_jsonl=b"a" * n, event_ids=[f"id{n}"]) for n in (0, 1, 200, 70_000)]
+    raw = put_events_request("kms", [b.SerializeToString() for b in batches])
+    request = pb.PutEventsRequest.FromString(raw)
+    assert request.sender == "kms" and list(request.batches) == batches
+    assert pb.PutEventsRequest.FromString(put_events_request("s3", [])) == pb.PutEventsRequest(sender="s3")
