@@ -12,6 +12,7 @@ with such members already removed (see ``redact_parameters``).
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,16 @@ def new_request_id() -> str:
     """
     h = os.urandom(16).hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# S3's request ids (``x-amz-request-id``, and the requestID of S3's CloudTrail records) are
+# 16 characters of Crockford's base32 alphabet, e.g. ``8WQ048E275XFZGDA``.
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def new_s3_request_id() -> str:
+    """A request id as Amazon S3 writes them: 80 random bits as 16 base32 characters."""
+    return base64.b32encode(os.urandom(10)).decode().translate(_TO_CROCKFORD)
 
 
 def new_event_id() -> str:

@@ -2,7 +2,8 @@
 
 Request path (every request except ``GET /_strongroom/health``):
 
-1. a request id (uuid4), returned as ``x-amzn-RequestId`` (and ``x-amz-request-id`` for S3);
+1. a request id (uuid4; for S3, 16 base32 characters as S3 writes them), returned as
+   ``x-amzn-RequestId`` (and ``x-amz-request-id`` for S3);
 2. routing (gateway/aws/router.py) to a service and its protocol;
 3. authentication with gateway.auth against the :class:`IdentityResolver` (root key, IAM
    user keys, STS session credentials), anonymous requests refused except for S3;
@@ -42,7 +43,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.audit import AuditSink, MemorySink
+from common.audit import AuditSink, MemorySink, new_s3_request_id
 from common.aws_validation import validate
 from common.caller import CALLER_METADATA_KEY, caller_metadata
 from common.config import Settings
@@ -406,14 +407,17 @@ async def handle_s3(gw: Gateway, request: web.Request, route: router.Route,
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
-    request_id = str(uuid.uuid4())
     try:
         query = parse_query(request.query_string) if request.query_string else []
         route = router.classify(request.method, request.headers, query, request.host)
     except Exception as exc:  # noqa: BLE001
+        request_id = new_s3_request_id()
         _unexpected("route", exc, request_id)
         return s3_error.error_response("InternalError", "We encountered an internal error. "
                                        "Please try again.", 500, request_id)
+    # S3 answers with its own style of request id (16 base32 characters); the JSON and Query
+    # services with a UUID.
+    request_id = str(uuid.uuid4()) if route.protocol in (router.JSON, router.QUERY) else new_s3_request_id()
     if route.protocol == router.JSON:
         return await handle_json(gw, request, route, request_id)
     if route.protocol == router.QUERY:

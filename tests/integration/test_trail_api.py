@@ -130,6 +130,29 @@ def test_lookup_events_finds_a_kms_call(stack: Stack) -> None:
         assert event["EventId"] in {e["EventId"] for e in found}, attr
 
 
+def test_request_ids_as_each_service_writes_them(stack: Stack) -> None:
+    """S3 answers with 16 base32 characters (x-amz-request-id), KMS with a UUID; each call's
+    CloudTrail record carries the id its caller was given."""
+    ct, s3, kms = stack.client("cloudtrail"), stack.client("s3"), stack.client("kms")
+    bucket = unique("reqid")
+    s3_id = s3.create_bucket(Bucket=bucket)["ResponseMetadata"]["RequestId"]
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{16}", s3_id), s3_id
+    with pytest.raises(ClientError) as missing:
+        s3.head_bucket(Bucket=unique("absent"))
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{16}", missing.value.response["ResponseMetadata"]["RequestId"])
+    created = kms.create_key(Description=unique("reqid"))
+    kms_id = created["ResponseMetadata"]["RequestId"]
+    assert uuid.UUID(kms_id).version == 4
+
+    def record_of(name: str, value: str) -> dict[str, Any] | None:
+        events = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": value}])
+        found = [json.loads(e["CloudTrailEvent"]) for e in events["Events"] if e["EventName"] == name]
+        return found[0] if found else None
+
+    assert wait_until(lambda: record_of("CreateBucket", bucket))["requestID"] == s3_id
+    assert wait_until(lambda: record_of("CreateKey", created["KeyMetadata"]["Arn"]))["requestID"] == kms_id
+
+
 def test_lookup_pagination_newest_first(stack: Stack) -> None:
     ct, kms = stack.client("cloudtrail"), stack.client("kms")
     for i in range(4):

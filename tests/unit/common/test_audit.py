@@ -63,6 +63,17 @@ def test_failures_carry_error_code_and_message() -> None:
     assert e["requestParameters"] is None
 
 
+def test_s3_request_ids_look_like_s3s() -> None:
+    import re
+
+    from common.audit import new_s3_request_id
+
+    ids = {new_s3_request_id() for _ in range(20_000)}
+    assert len(ids) == 20_000
+    assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{16}", i) for i in ids)  # Crockford base32
+    assert set("".join(ids)) == set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
 def test_request_ids_are_random_v4_uuids() -> None:
     import uuid
 
