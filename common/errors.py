@@ -11,6 +11,7 @@ Messages must never contain plaintext, key material or secrets.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import ClassVar
 
 
@@ -22,9 +23,12 @@ class AwsError(Exception):
     grpc_status: ClassVar[str] = "INTERNAL"  # name of a grpc.StatusCode member
     sender_fault: ClassVar[bool] = True
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", details: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Extra elements AWS puts in the error body beside Code and Message (S3's
+        # InvalidRange: RangeRequested, ActualObjectSize), in order.
+        self.details: dict[str, str] = dict(details) if details else {}
 
     @property
     def reason(self) -> str:

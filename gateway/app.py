@@ -391,7 +391,7 @@ async def handle_s3(gw: Gateway, request: web.Request, route: router.Route,
         raise
     except AwsError as err:
         return s3_error.error_response(err.code, err.message, err.http_status, request_id,
-                                       head=head)
+                                       details=err.details, head=head)
     except AuthError as err:
         return s3_error.error_response(err.code, err.message, err.http_status, request_id,
                                        details=err.details, head=head)

@@ -13,7 +13,6 @@ from typing import Any
 
 import botocore
 import pytest
-from botocore.config import Config
 
 from tests.stackctl import Stack
 
@@ -173,6 +172,17 @@ def test_errors_and_conditions(s3: Any, bucket: str) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="c", Range="bytes=50-60")
     assert _err(exc) == ("InvalidRange", "The requested range is not satisfiable", 416)
+    error = exc.value.response["Error"]
+    assert (error["RangeRequested"], error["ActualObjectSize"]) == ("bytes=50-60", "10")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "c"})
+    with pytest.raises(urllib.error.HTTPError) as http:
+        urllib.request.urlopen(urllib.request.Request(url, headers={"Range": "bytes=-0"}))
+    body = http.value.read().decode()
+    assert http.value.code == 416
+    assert body.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRange</Code>'
+                           "<Message>The requested range is not satisfiable</Message>"
+                           "<RangeRequested>bytes=-0</RangeRequested><ActualObjectSize>10</ActualObjectSize>"
+                           "<RequestId>")
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="c", IfMatch='"nomatch"')
     assert _err(exc)[0] == "PreconditionFailed"

@@ -28,6 +28,12 @@ class ByteRange:
         return f"bytes {self.start}-{self.end}/{size}"
 
 
+def _unsatisfiable(header: str, size: int) -> InvalidRange:
+    # S3 names the range and the object's size in the error body (SDKs retry without it).
+    return InvalidRange("The requested range is not satisfiable",
+                        details={"RangeRequested": header.strip(), "ActualObjectSize": str(size)})
+
+
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """The range to return, None for the whole object; raises InvalidRange (416)."""
     if not header:
@@ -41,12 +47,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if first == "":
         suffix = int(last)
         if suffix == 0 or size == 0:
-            raise InvalidRange("The requested range is not satisfiable")
+            raise _unsatisfiable(header, size)
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
     end = int(last) if last != "" else size - 1
     if last != "" and end < start:
         return None
     if start >= size:
-        raise InvalidRange("The requested range is not satisfiable")
+        raise _unsatisfiable(header, size)
     return ByteRange(start, min(end, size - 1))

@@ -68,11 +68,8 @@ def test_error_is_modelled_for_the_operation(service: str, operation: str, code:
     assert modelled[code] == status
 
 
-@pytest.mark.parametrize(("service", "operation", "code", "status"), ERRORS)
-def test_error_survives_grpc_and_renders_for_botocore(service: str, operation: str, code: str,
-                                                      status: int) -> None:
-    original = make_error(code, f"message for {code}", status)
-    # across gRPC: Status + ErrorInfo, decoded by the gateway
+def across_grpc(original: AwsError) -> AwsError:
+    """An error as a service sends it over gRPC and the gateway decodes it."""
     rpc_status = to_rpc_status(original)
 
     class FakeRpcError(grpc.RpcError):
@@ -85,7 +82,14 @@ def test_error_survives_grpc_and_renders_for_botocore(service: str, operation: s
         def trailing_metadata(self):  # type: ignore[no-untyped-def]
             return rpc_status.trailing_metadata
 
-    decoded = from_rpc_error(FakeRpcError())
+    return from_rpc_error(FakeRpcError())
+
+
+@pytest.mark.parametrize(("service", "operation", "code", "status"), ERRORS)
+def test_error_survives_grpc_and_renders_for_botocore(service: str, operation: str, code: str,
+                                                      status: int) -> None:
+    original = make_error(code, f"message for {code}", status)
+    decoded = across_grpc(original)  # Status + ErrorInfo, decoded by the gateway
     assert (decoded.code, decoded.http_status, decoded.message) == (code, status, f"message for {code}")
 
     svc = spec.load(service)
@@ -157,3 +161,14 @@ def test_s3_error_body_and_headers_agree() -> None:
     assert resp.headers["x-amz-request-id"] == "rid-9"
     head = s3_error.error_response("NoSuchKey", "m", 404, "r", head=True)
     assert head.status == 404 and head.body is None
+
+
+def test_error_details_cross_grpc_in_order() -> None:
+    """Extra error body elements (S3's InvalidRange names the range and the object size)
+    travel in ErrorInfo.metadata and come back in their order."""
+    original = make_error("InvalidRange", "The requested range is not satisfiable", 416)
+    original.details = {"RangeRequested": "bytes=50-60", "ActualObjectSize": "10"}
+    decoded = across_grpc(original)
+    assert list(decoded.details.items()) == [("RangeRequested", "bytes=50-60"), ("ActualObjectSize", "10")]
+    assert decoded.code == "InvalidRange"
+    assert make_error("NoSuchKey", "x", 404).details == {}
