@@ -19,10 +19,12 @@ from common import logging as slog
 from common.audit import AuditSink, Event, materialize
 from common.config import Settings
 from common.grpc_server import run_service
+from services.kms import service_keys_api
 from services.kms.api import register
 from services.kms.hsm import softhsm_setup
 from services.kms.hsm.pkcs11 import Pkcs11Hsm
 from services.kms.service import KmsService
+from services.kms.service_keys import ServiceKeyring
 from services.kms.store.sqlite import SqliteStore
 
 log = slog.get_logger(__name__)
@@ -63,10 +65,13 @@ def setup_factory(settings: Settings) -> Any:
         sink = await sink_cm.__aenter__()
         service = KmsService(store=store, hsm=hsm, sink=sink, account=settings.account_id, region=settings.region)
         await service.load()
+        keyring = ServiceKeyring(store, hsm)
+        await keyring.load()
         name = register(server, service, settings.account_id, settings.region)
+        keys_name = service_keys_api.register(server, keyring, settings.account_id, settings.region)
         scheduler = asyncio.create_task(service.scheduler())
         try:
-            yield [name]
+            yield [name, keys_name]
         finally:
             scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):

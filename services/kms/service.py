@@ -49,9 +49,9 @@ from services.kms.domain.keys import (CONTEXT_GRANT_OPERATIONS, Alias, Grant, Ke
 from services.kms.domain.policy import (MANAGED_DESCRIPTIONS, MAX_POLICY_BYTES,
                                         POLICY_NAME, PREDEFINED_MANAGED_ALIASES, aws_managed_key_policy,
                                         default_key_policy)
-from services.kms.domain.specs import (DATA_KEY_BYTES, DATA_KEY_PAIR_SPECS, DIGEST_SIZE, HASH_OF_MAC,
+from services.kms.domain.specs import (DATA_KEY_BYTES, DATA_KEY_PAIR_SPECS, HASH_OF_MAC,
                                        HASH_OF_SIGNING, RSA_OAEP_MAX, SPECS, UNSUPPORTED_SPECS, Kind,
-                                       KeyUsage, metadata_algorithms)
+                                       KeyUsage, metadata_algorithms, signing_input)
 from services.kms.hsm.codec import CURVES
 from services.kms.hsm.port import Hsm, HsmAuthenticationError, HsmError
 from services.kms.store.sqlite import SqliteStore
@@ -1328,21 +1328,7 @@ class KmsService:
 
     @staticmethod
     def _signing_input(key: Key, algorithm: str, message_type: str, message: bytes) -> bytes:
-        info = SPECS[key.spec]
-        if algorithm not in info.signing:
-            raise errors.InvalidKeyUsageException(f"Algorithm {algorithm} is incompatible with key spec {key.spec}.")
-        if message_type == "EXTERNAL_MU":
-            raise errors.ValidationException(f"MessageType EXTERNAL_MU is not valid for algorithm {algorithm}.")
-        hash_name = HASH_OF_SIGNING[algorithm]
-        if algorithm == "ED25519_SHA_512":
-            if message_type != "RAW":
-                raise errors.ValidationException(f"MessageType {message_type} is not valid for algorithm {algorithm}.")
-            return message
-        if message_type == "DIGEST":
-            if len(message) != DIGEST_SIZE[hash_name]:
-                raise errors.ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
-            return message
-        return hashlib.new(hash_name, message).digest()
+        return signing_input(key.spec, algorithm, message_type, message)
 
     async def op_Verify(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         key = self._crypto_key(ctx, p, "Verify", KeyUsage.SIGN_VERIFY)

@@ -474,12 +474,21 @@ def test_list_public_keys(stack: Stack) -> None:
 
     import rsa
 
-    ct = stack.client("cloudtrail")
+    ct, kms = stack.client("cloudtrail"), stack.client("kms")
     keys = ct.list_public_keys()["PublicKeyList"]
     assert keys, "the digest signing key is created on first use"
     for k in keys:
         assert hashlib.md5(k["Value"]).hexdigest() == k["Fingerprint"]  # noqa: S324
         assert rsa.PublicKey.load_pkcs1(k["Value"], format="DER").n.bit_length() == 2048
+    # It is CloudTrail's own key (AWS owned): not one of the account's keys.
+    published = {k["Fingerprint"] for k in keys}
+    for page in kms.get_paginator("list_keys").paginate():
+        for listed in page["Keys"]:
+            if kms.describe_key(KeyId=listed["KeyId"])["KeyMetadata"].get("KeySpec") != "RSA_2048":
+                continue
+            spki = kms.get_public_key(KeyId=listed["KeyId"])["PublicKey"]
+            pkcs1 = rsa.PublicKey.load_pkcs1_openssl_der(spki).save_pkcs1(format="DER")
+            assert hashlib.md5(pkcs1).hexdigest() not in published  # noqa: S324
     with pytest.raises(ClientError) as exc:
         ct.list_public_keys(
             StartTime=datetime.now(timezone.utc), EndTime=datetime.now(timezone.utc) - timedelta(hours=1)

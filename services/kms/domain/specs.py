@@ -11,7 +11,10 @@ ED25519_SHA_512 only: SoftHSM2 2.6's CKM_EDDSA does not implement the prehash (E
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
+
+from services.kms.domain import errors
 
 
 class KeyUsage(enum.StrEnum):
@@ -117,3 +120,23 @@ def metadata_algorithms(info: SpecInfo, usage: str) -> dict[str, list[str]]:
     if usage == KeyUsage.KEY_AGREEMENT:
         return {"KeyAgreementAlgorithms": list(info.agreement)}
     return {}
+
+
+def signing_input(spec: str, algorithm: str, message_type: str, message: bytes) -> bytes:
+    """What the HSM signs for Sign / Verify: the message's digest (MessageType RAW, hashed
+    here), the digest itself (DIGEST, length checked), or the message (Ed25519)."""
+    info = SPECS[spec]
+    if algorithm not in info.signing:
+        raise errors.InvalidKeyUsageException(f"Algorithm {algorithm} is incompatible with key spec {spec}.")
+    if message_type == "EXTERNAL_MU":
+        raise errors.ValidationException(f"MessageType EXTERNAL_MU is not valid for algorithm {algorithm}.")
+    hash_name = HASH_OF_SIGNING[algorithm]
+    if algorithm == "ED25519_SHA_512":
+        if message_type != "RAW":
+            raise errors.ValidationException(f"MessageType {message_type} is not valid for algorithm {algorithm}.")
+        return message
+    if message_type == "DIGEST":
+        if len(message) != DIGEST_SIZE[hash_name]:
+            raise errors.ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
+        return message
+    return hashlib.new(hash_name, message).digest()

@@ -1,5 +1,6 @@
 """Durable KMS metadata in SQLite (aiosqlite): keys, key materials, aliases, grants,
-import tokens. WAL journal, ``synchronous=FULL``; every change is one transaction.
+import tokens, and the keys AWS services own (services/kms/service_keys.py). WAL journal,
+``synchronous=FULL``; every change is one transaction.
 
 Each row keeps the record as JSON (``doc``) next to the columns it is looked up by. The
 service loads everything at start and keeps it in memory; writes go here first and reach
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS aliases (name TEXT PRIMARY KEY, key_id TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS grants (grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS import_tokens (token TEXT PRIMARY KEY, key_id TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (key_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS service_keys (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 
@@ -72,6 +74,10 @@ class Tx:
         await self.db.execute("INSERT OR REPLACE INTO usage (key_id, doc) VALUES (?, ?)", (key_id, json.dumps(doc)))
 
 
+    async def put_service_key(self, name: str, doc: dict[str, Any]) -> None:
+        await self.db.execute("INSERT INTO service_keys (name, doc) VALUES (?, ?)", (name, json.dumps(doc)))
+
+
 class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -114,6 +120,9 @@ class SqliteStore:
             "import_tokens": await self._import_tokens(),
             "usage": await self._usage(),
         }
+
+    async def service_keys(self) -> list[dict[str, Any]]:
+        return await self._docs("service_keys")
 
     async def _import_tokens(self) -> list[tuple[str, dict[str, Any]]]:
         assert self.db is not None

@@ -1,21 +1,21 @@
 """KeyService and DigestSigner over the KMS service's gRPC API (strongroom.kms.v1).
 
-The digest-signing key is an ordinary KMS key (RSA_2048, SIGN_VERIFY) that the trail service
-creates through ``CreateKey`` on first use and remembers in its own database; its private half
-never leaves the HSM. Signing is ``Sign`` with ``RSASSA_PKCS1_V1_5_SHA_256`` over the raw
-string to sign (SHA256withRSA). Every call runs as the account root invoked by
-cloudtrail.amazonaws.com, so KMS records them like any other call made on the account's behalf.
+KeyService (a trail's KmsKeyId) calls the customer API as the account root invoked by
+cloudtrail.amazonaws.com, so KMS records those calls like any other made on the account's
+behalf. The digest-signing key is an AWS owned key (``strongroom.kms.v1.ServiceKeys``, named
+``cloudtrail-digest``, RSA_2048): generated in the HSM on first use, its private half never
+leaves it, and the account never sees it. Signing is ``RSASSA_PKCS1_V1_5_SHA_256`` over the
+raw string to sign (SHA256withRSA).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+from typing import Any
 
 import grpc
 
-from common.caller import caller_metadata, root_caller
-from common.errors import AwsError
+from common.caller import caller_metadata, root_caller, service_caller
 from common.grpc_errors import from_rpc_error
 from common.logging import get_logger
 from services.trail.domain.digest import fingerprint, pkcs1_from_spki
@@ -25,7 +25,7 @@ from services.trail.store.sqlite import SigningKey, TrailStore, now_ms
 log = get_logger(__name__)
 
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
-DIGEST_KEY_SETTING = "digest_signing_key_arn"
+DIGEST_KEY_NAME = "cloudtrail-digest"
 _TRANSPORT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
@@ -83,7 +83,9 @@ class KmsKeyService:
 
 
 class KmsDigestSigner:
-    """SHA256withRSA with an HSM-held KMS key, created on first use."""
+    """SHA256withRSA with CloudTrail's own key: an AWS owned key of the KMS (``ServiceKeys``),
+    created in the HSM on first use. As on AWS, the account never sees it (ListKeys,
+    DescribeKey, its event history); ListPublicKeys publishes its public half."""
 
     def __init__(
         self,
@@ -94,91 +96,46 @@ class KmsDigestSigner:
         region: str,
         timeout: float = 15.0,
     ) -> None:
-        self._kms = _KmsClient(channel, account_id=account_id, region=region, timeout=timeout)
+        from strongroom.kms.v1 import service_keys_pb2, service_keys_pb2_grpc
+
+        self._pb = service_keys_pb2
+        self._stub = service_keys_pb2_grpc.ServiceKeysStub(channel)
+        self._md = caller_metadata(service_caller(account_id, CLOUDTRAIL, region))
+        self._timeout = timeout
         self._store = store
-        self._key_arn: str | None = None
         self._public: bytes | None = None
         self._lock = asyncio.Lock()
 
-    def _policy(self) -> str:
-        account = self._kms.account_id
-        return json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Id": "strongroom-cloudtrail-digest-signing",
-                "Statement": [
-                    {
-                        "Sid": "Enable IAM User Permissions",
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                        "Action": "kms:*",
-                        "Resource": "*",
-                    },
-                    {
-                        "Sid": "CloudTrail signs digest files",
-                        "Effect": "Allow",
-                        "Principal": {"Service": CLOUDTRAIL},
-                        "Action": ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"],
-                        "Resource": "*",
-                    },
-                ],
-            }
-        )
+    async def _call(self, name: str, request: object) -> Any:
+        try:
+            return await getattr(self._stub, name)(request, metadata=self._md, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from None
 
-    async def _ensure(self) -> str:
-        if self._key_arn and self._public:
-            return self._key_arn
+    async def _ensure(self) -> bytes:
+        if self._public:
+            return self._public
         async with self._lock:
-            if self._key_arn and self._public:
-                return self._key_arn
-            pb = self._kms._pb
-            arn = await self._store.setting(DIGEST_KEY_SETTING)
-            if not arn:
-                resp = await self._kms.call(
-                    "CreateKey",
-                    pb.CreateKeyRequest(
-                        key_spec="RSA_2048",
-                        key_usage="SIGN_VERIFY",
-                        policy=self._policy(),
-                        description="CloudTrail log file integrity validation: signs digest files "
-                        "(managed by the Strongroom trail service)",
-                        tags=[pb.Tag(tag_key="strongroom:managed-by", tag_value="cloudtrail")],
-                    ),
-                )
-                arn = str(resp.key_metadata.arn)  # type: ignore[attr-defined]
-                await self._store.set_setting(DIGEST_KEY_SETTING, arn)
-                log.info("digest_signing_key_created", key_arn=arn)
-            pub = await self._kms.call("GetPublicKey", pb.GetPublicKeyRequest(key_id=arn))
-            der = pkcs1_from_spki(bytes(pub.public_key))  # type: ignore[attr-defined]
+            if self._public:
+                return self._public
+            key = await self._call("GetServiceKey", self._pb.GetServiceKeyRequest(
+                name=DIGEST_KEY_NAME, key_spec="RSA_2048", key_usage="SIGN_VERIFY"))
+            der = pkcs1_from_spki(bytes(key.public_key))
             fp = fingerprint(der)
             if fp not in {k.fingerprint for k in await self._store.signing_keys()}:
-                await self._store.add_signing_key(SigningKey(fp, arn, der, now_ms(), None))
-            self._key_arn, self._public = arn, der
-            return arn
+                # Keys used before (an earlier key of an older version) stay listed, with the
+                # end of their validity, so older digests still validate.
+                await self._store.add_signing_key(
+                    SigningKey(fp, f"service-key/{DIGEST_KEY_NAME}/{key.key_id}", der, now_ms(), None))
+                log.info("digest_signing_key_in_use", fingerprint=fp)
+            self._public = der
+            return der
 
     async def public_key(self) -> bytes:
-        await self._ensure()
-        assert self._public is not None
-        return self._public
+        return await self._ensure()
 
     async def sign(self, message: bytes) -> bytes:
-        arn = await self._ensure()
-        pb = self._kms._pb
-        try:
-            resp = await self._kms.call(
-                "Sign",
-                pb.SignRequest(
-                    key_id=arn,
-                    message=message,
-                    message_type="RAW",
-                    signing_algorithm="RSASSA_PKCS1_V1_5_SHA_256",
-                ),
-            )
-        except AwsError as exc:
-            if exc.code in ("NotFoundException", "KMSInvalidStateException", "DisabledException"):
-                # The key is gone or unusable: forget it; the next digest starts a new key.
-                log.error("digest_signing_key_unusable", code=exc.code)
-                await self._store.set_setting(DIGEST_KEY_SETTING, "")
-                self._key_arn = self._public = None
-            raise
-        return bytes(resp.signature)  # type: ignore[attr-defined]
+        await self._ensure()
+        resp = await self._call("SignWithServiceKey", self._pb.SignWithServiceKeyRequest(
+            name=DIGEST_KEY_NAME, message=message, signing_algorithm="RSASSA_PKCS1_V1_5_SHA_256"))
+        return bytes(resp.signature)
