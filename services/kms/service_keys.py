@@ -4,7 +4,8 @@ CloudTrail signs its digest files with a key of its own and publishes only the p
 (ListPublicKeys); the account never sees that key in ListKeys, cannot use, disable or delete
 it, and its use is not in the account's event history. A :class:`ServiceKeyring` holds such
 keys by name (``cloudtrail-digest``), creates each on first use inside the token
-(non-extractable, like every KMS key) and signs with it there. Records live in the KMS
+(non-extractable, like every KMS key) and signs or encrypts with it there (S3 wraps its
+SSE-S3 key with ``s3-sse-s3``). Records live in the KMS
 store's ``service_keys`` table; they are not :class:`services.kms.domain.keys.Key` objects,
 so no customer operation can reach them.
 
@@ -23,13 +24,17 @@ from datetime import datetime, timezone
 from common.logging import get_logger
 from services.kms.domain import errors
 from services.kms.domain.specs import SPECS, KeyUsage, Kind, signing_input
-from services.kms.hsm.port import Hsm
+from services.kms.hsm.port import Hsm, HsmAuthenticationError
 from services.kms.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
-_SIGNING_KINDS = (Kind.RSA, Kind.EC)
+_OFFERED = {(Kind.SYMMETRIC, KeyUsage.ENCRYPT_DECRYPT), (Kind.RSA, KeyUsage.SIGN_VERIFY),
+            (Kind.EC, KeyUsage.SIGN_VERIFY)}
+_NONCE = 12
+_TAG = 16
+_MAX_PLAINTEXT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +83,13 @@ class ServiceKeyring:
 
     async def _create(self, name: str, spec: str, usage: str) -> ServiceKey:
         info = SPECS.get(spec)
-        if info is None or info.kind not in _SIGNING_KINDS or usage != KeyUsage.SIGN_VERIFY:
+        if info is None or (info.kind, usage) not in _OFFERED:
             raise errors.ValidationException(
-                f"Service keys are asymmetric SIGN_VERIFY keys; {spec or 'no key spec'} / "
-                f"{usage or 'no key usage'} is not offered.")
+                "Service keys are SYMMETRIC_DEFAULT ENCRYPT_DECRYPT, or RSA / ECC SIGN_VERIFY keys; "
+                f"{spec or 'no key spec'} / {usage or 'no key usage'} is not offered.")
         key_id = str(uuid.uuid4())
         label = f"service/{name}/{key_id}"
-        public = await self._hsm.generate(label, spec, usage)
-        assert public is not None  # asymmetric: the token returns the public half
+        public = await self._hsm.generate(label, spec, usage) or b""  # asymmetric: the public half
         key = ServiceKey(name, key_id, spec, usage, label, public,
                          datetime.now(timezone.utc).isoformat(timespec="seconds"))
         try:
@@ -98,9 +102,32 @@ class ServiceKeyring:
         log.info("service_key_created", name=name, key_spec=spec)
         return key
 
-    async def sign(self, name: str, algorithm: str, message: bytes) -> bytes:
+    def _existing(self, name: str, usage: str) -> ServiceKey:
         key = self._keys.get(name)
         if key is None:
             raise errors.NotFoundException(f"Service key {name} does not exist.")
+        if key.usage != usage:
+            raise errors.InvalidKeyUsageException(f"Service key {name} is a {key.usage} key.")
+        return key
+
+    async def sign(self, name: str, algorithm: str, message: bytes) -> bytes:
+        key = self._existing(name, KeyUsage.SIGN_VERIFY)
         data = signing_input(key.spec, algorithm, "RAW", message)
         return await self._hsm.sign(key.hsm_label, key.spec, algorithm, data)
+
+    async def encrypt(self, name: str, plaintext: bytes, aad: bytes) -> bytes:
+        """AES-256-GCM in the HSM: nonce || ciphertext || tag."""
+        key = self._existing(name, KeyUsage.ENCRYPT_DECRYPT)
+        if not 1 <= len(plaintext) <= _MAX_PLAINTEXT:
+            raise errors.ValidationException(f"Plaintext must be 1 to {_MAX_PLAINTEXT} bytes.")
+        nonce = await self._hsm.random(_NONCE)
+        return nonce + await self._hsm.aes_gcm_encrypt(key.hsm_label, nonce, plaintext, aad)
+
+    async def decrypt(self, name: str, ciphertext: bytes, aad: bytes) -> bytes:
+        key = self._existing(name, KeyUsage.ENCRYPT_DECRYPT)
+        if len(ciphertext) <= _NONCE + _TAG:
+            raise errors.InvalidCiphertextException("")
+        try:
+            return await self._hsm.aes_gcm_decrypt(key.hsm_label, ciphertext[:_NONCE], ciphertext[_NONCE:], aad)
+        except HsmAuthenticationError:
+            raise errors.InvalidCiphertextException("") from None

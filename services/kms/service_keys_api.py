@@ -49,6 +49,20 @@ class ServiceKeysServicer(service_keys_pb2_grpc.ServiceKeysServicer):  # type: i
         signature = await self._keyring.sign(request.name, request.signing_algorithm, request.message)
         return pb.SignWithServiceKeyResponse(signature=signature)
 
+    async def EncryptWithServiceKey(
+        self, request: pb.EncryptWithServiceKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EncryptWithServiceKeyResponse:
+        self._check_caller(context)
+        ciphertext = await self._keyring.encrypt(request.name, request.plaintext, request.additional_data)
+        return pb.EncryptWithServiceKeyResponse(ciphertext=ciphertext)
+
+    async def DecryptWithServiceKey(
+        self, request: pb.DecryptWithServiceKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DecryptWithServiceKeyResponse:
+        self._check_caller(context)
+        plaintext = await self._keyring.decrypt(request.name, request.ciphertext, request.additional_data)
+        return pb.DecryptWithServiceKeyResponse(plaintext=plaintext)
+
 
 def register(server: grpc.aio.Server, keyring: ServiceKeyring, account: str, region: str) -> str:
     service_keys_pb2_grpc.add_ServiceKeysServicer_to_server(ServiceKeysServicer(keyring, account, region), server)

@@ -32,7 +32,7 @@ def make_setup(settings: Settings):  # type: ignore[no-untyped-def]
         kms = GrpcKms(settings.kms_target, settings.region)
         try:
             async with OutboxSink(settings, root / "audit-outbox.db", sender="s3") as audit:
-                service = S3Service(settings, meta, BlobStore(root), kms, ServiceKeyring(root / "sse-s3.key"))
+                service = S3Service(settings, meta, BlobStore(root), kms, ServiceKeyring(root / "sse-s3.key", kms))
                 removed = await service.collect_garbage()
                 if removed:
                     log.info("orphan_blobs_removed", count=removed)

@@ -276,6 +276,7 @@ class S3Service:
                             caller: Caller) -> tuple[bytes, Encryption]:
         arn = names.object_arn(bucket, key)
         if sse.algorithm == "AES256":
+            await self.keyring.ready()
             dk = os.urandom(32)
             return dk, Encryption("AES256", self.keyring.wrap(dk, arn))
         key_id = await self._kms_key_id(sse, caller)
@@ -298,6 +299,7 @@ class S3Service:
 
     async def _data_key(self, enc: Encryption, bucket: str, key: str, caller: Caller) -> bytes:
         if enc.algorithm == "AES256":
+            await self.keyring.ready()
             return self.keyring.unwrap(enc.wrapped_key, names.object_arn(bucket, key))
         assert enc.kms_key_arn is not None
         if enc.bucket_key:

@@ -128,6 +128,15 @@ def test_default_security_settings(s3: Any, bucket: str) -> None:
 
 # ---- objects ---------------------------------------------------------------------------------
 
+def test_sse_s3_key_is_wrapped_by_the_hsm(stack: Stack, s3: Any, bucket: str) -> None:
+    """After an SSE-S3 upload the service key file holds the key only wrapped by the KMS's
+    AWS owned key (in SoftHSM2): nonce, 32 encrypted bytes and the GCM tag."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    stored = (stack.data_dir / "s3" / "sse-s3.key").read_bytes()
+    assert stored[:4] == b"SRK2" and len(stored) == 4 + 12 + 32 + 16
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
 def test_put_get_head_sse_s3(s3: Any, bucket: str) -> None:
     data = os.urandom(300_000)
     put = s3.put_object(Bucket=bucket, Key="dir/a.bin", Body=data, ContentType="application/x-test",

@@ -68,11 +68,42 @@ async def test_bad_requests(tmp_path: Path) -> None:
         return exc.value.code
 
     assert await code(keyring.get("Bad Name", "RSA_2048", "SIGN_VERIFY")) == "ValidationException"
-    assert await code(keyring.get("aes", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")) == "ValidationException"
+    assert await code(keyring.get("mac", "HMAC_256", "GENERATE_VERIFY_MAC")) == "ValidationException"
+    assert await code(keyring.get("aes", "SYMMETRIC_DEFAULT", "SIGN_VERIFY")) == "ValidationException"
     assert await code(keyring.sign("missing", "RSASSA_PKCS1_V1_5_SHA_256", b"x")) == "NotFoundException"
     await keyring.get("signer", "ECC_NIST_P256", "SIGN_VERIFY")
     assert await code(keyring.get("signer", "RSA_2048", "SIGN_VERIFY")) == "ConflictException"
     assert await code(keyring.sign("signer", "RSASSA_PKCS1_V1_5_SHA_256", b"x")) == "InvalidKeyUsageException"
+    assert await code(keyring.encrypt("signer", b"x", b"")) == "InvalidKeyUsageException"
+    await store.close()
+
+
+async def test_symmetric_service_keys_encrypt_in_the_hsm(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "kms.sqlite3")
+    await store.open()
+    hsm = FakeHsm()
+    keyring = ServiceKeyring(store, hsm)
+    await keyring.load()
+    key = await keyring.get("s3-sse-s3", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
+    assert key.public_key == b""
+    secret = b"\x01" * 32
+    blob = await keyring.encrypt("s3-sse-s3", secret, b"aad")
+    assert secret not in blob and len(blob) == 12 + 32 + 16
+    assert await keyring.decrypt("s3-sse-s3", blob, b"aad") == secret
+    assert await keyring.encrypt("s3-sse-s3", secret, b"aad") != blob  # a fresh nonce each time
+
+    async def code(coro: Any) -> str:
+        with pytest.raises(AwsError) as exc:
+            await coro
+        return exc.value.code
+
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    assert await code(keyring.decrypt("s3-sse-s3", tampered, b"aad")) == "InvalidCiphertextException"
+    assert await code(keyring.decrypt("s3-sse-s3", blob, b"other")) == "InvalidCiphertextException"
+    assert await code(keyring.decrypt("s3-sse-s3", b"short", b"aad")) == "InvalidCiphertextException"
+    assert await code(keyring.encrypt("s3-sse-s3", b"", b"")) == "ValidationException"
+    assert await code(keyring.encrypt("s3-sse-s3", b"x" * 4097, b"")) == "ValidationException"
+    assert await code(keyring.sign("s3-sse-s3", "RSASSA_PKCS1_V1_5_SHA_256", b"x")) == "InvalidKeyUsageException"
     await store.close()
 
 

@@ -44,6 +44,16 @@ class FakeKms:
     async def aws_managed_key_arn(self, caller: caller_pb2.Caller) -> str:
         return KEY_ARN
 
+    # SecretWrapper: the AWS owned key S3 wraps its SSE-S3 key with.
+    async def wrap_secret(self, plaintext: bytes, aad: bytes) -> bytes:
+        self.calls.append(("WrapSecret", {}, ""))
+        nonce = os.urandom(12)
+        return nonce + self.master.encrypt(nonce, plaintext, b"service-key" + aad)
+
+    async def unwrap_secret(self, ciphertext: bytes, aad: bytes) -> bytes:
+        self.calls.append(("UnwrapSecret", {}, ""))
+        return self.master.decrypt(ciphertext[:12], ciphertext[12:], b"service-key" + aad)
+
     def _check(self, op: str, context: Mapping[str, str], caller: caller_pb2.Caller) -> None:
         self.calls.append((op, dict(context), caller.principal_arn))
         if self.disabled:
@@ -55,7 +65,8 @@ async def svc(tmp_path: Path) -> AsyncIterator[S3Service]:
     meta = MetaStore(tmp_path / "meta.db")
     await meta.open()
     settings = Settings(data_dir=tmp_path, account_id=ACCOUNT)
-    service = S3Service(settings, meta, BlobStore(tmp_path / "s3"), FakeKms(), ServiceKeyring(tmp_path / "k.key"))
+    kms = FakeKms()
+    service = S3Service(settings, meta, BlobStore(tmp_path / "s3"), kms, ServiceKeyring(tmp_path / "k.key", kms))
     try:
         yield service
     finally:
@@ -173,3 +184,34 @@ async def test_anonymous_and_other_account_denied(svc: S3Service) -> None:
             await svc.get_object(pb.GetObjectRequest(bucket="bkt", key="k"), who)
         with pytest.raises(e.AccessDenied):
             await svc.get_object(pb.GetObjectRequest(bucket="bkt", key="missing"), who)
+
+
+async def test_sse_s3_key_is_kept_wrapped_by_the_hsm(tmp_path: Path) -> None:
+    """The SSE-S3 service key never lies in the clear on disk: the file holds it wrapped by an
+    AWS owned key (KMS ServiceKeys); a file of the first layout (the bare key) is wrapped on
+    first use; data keys wrapped before a restart unwrap after it."""
+    kms = FakeKms()
+    path = tmp_path / "sse-s3.key"
+    legacy = os.urandom(32)
+    path.write_bytes(legacy)
+    keyring = ServiceKeyring(path, kms)
+    await keyring.ready()
+    stored = path.read_bytes()
+    assert stored[:4] == b"SRK2" and legacy not in stored
+    assert (path.stat().st_mode & 0o777) == 0o600
+    wrapped = keyring.wrap(b"k" * 32, "arn:aws:s3:::b/o")
+
+    again = ServiceKeyring(path, kms)
+    with pytest.raises(RuntimeError):
+        again.unwrap(wrapped, "arn:aws:s3:::b/o")  # not ready: the key is still wrapped
+    await again.ready()
+    assert again.unwrap(wrapped, "arn:aws:s3:::b/o") == b"k" * 32
+    assert path.read_bytes() == stored  # unwrapped in memory only
+    assert [c[0] for c in kms.calls] == ["WrapSecret", "UnwrapSecret"]
+
+    fresh = ServiceKeyring(tmp_path / "new" / "sse-s3.key", kms)
+    await fresh.ready()
+    assert (tmp_path / "new" / "sse-s3.key").read_bytes()[:4] == b"SRK2"
+    (tmp_path / "bad.key").write_bytes(b"garbage-garbage-garbage-garbage-garbage")
+    with pytest.raises(RuntimeError):
+        await ServiceKeyring(tmp_path / "bad.key", kms).ready()
