@@ -168,27 +168,20 @@ _READ_ONLY_BACK = {v: k for k, v in _READ_ONLY.items()}
 
 def put_columns(batch: trail_pb2.AuditBatch, entries: Sequence[IndexEntry]) -> None:
     """Write the index of a batch's records (in their order) into its columns."""
-    if not entries:
-        return
-    (ids, times, names, sources, read_only, users, akids, categories, errors, resources) = zip(
-        *entries, strict=True
-    )
-    batch.event_ids.extend(ids)
-    batch.event_times_ms.extend(times)
-    batch.event_names.extend(names)
-    batch.event_sources.extend(sources)
-    batch.read_only.extend(map(_READ_ONLY.__getitem__, read_only))
-    batch.usernames.extend(u or "" for u in users)
-    batch.access_key_ids.extend(a or "" for a in akids)
-    batch.categories.extend(categories)
-    batch.error_codes.extend(e or "" for e in errors)
-    batch.resource_counts.extend(map(len, resources))
-    flat = [r for rs in resources for r in rs]
-    if flat:
-        types, rnames, arns = zip(*flat, strict=True)
-        batch.resource_types.extend(types)
-        batch.resource_names.extend(rnames)
-        batch.resource_arns.extend(arns)
+    cols = IndexColumns.of(entries)
+    batch.event_ids.extend(cols.event_ids)
+    batch.event_times_ms.extend(cols.event_times_ms)
+    batch.event_names.extend(cols.event_names)
+    batch.event_sources.extend(cols.event_sources)
+    batch.read_only.extend(map(_READ_ONLY.__getitem__, cols.read_only))
+    batch.usernames.extend(u or "" for u in cols.usernames)
+    batch.access_key_ids.extend(a or "" for a in cols.access_key_ids)
+    batch.categories.extend(cols.categories)
+    batch.error_codes.extend(e or "" for e in cols.error_codes)
+    batch.resource_counts.extend(cols.resource_counts)
+    batch.resource_types.extend(r.type for r in cols.resources)
+    batch.resource_names.extend(r.name for r in cols.resources)
+    batch.resource_arns.extend(r.arn for r in cols.resources)
 
 
 class IndexColumns(NamedTuple):

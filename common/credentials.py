@@ -8,12 +8,12 @@ profile ``default``, mode 0600), so later starts reuse it.
 from __future__ import annotations
 
 import configparser
-import os
 import secrets
 import string
 from pathlib import Path
 
 from common.config import Settings
+from common.files import write_private
 
 _AKID_ALPHABET = string.ascii_uppercase + "234567"
 
@@ -42,11 +42,5 @@ def ensure_root_credentials(settings: Settings) -> tuple[str, str]:
         return section["aws_access_key_id"], section["aws_secret_access_key"]
     akid, secret = new_access_key_id(), new_secret_access_key()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"[default]\naws_access_key_id = {akid}\naws_secret_access_key = {secret}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private(path, f"[default]\naws_access_key_id = {akid}\naws_secret_access_key = {secret}\n")
     return akid, secret

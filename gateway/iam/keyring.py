@@ -23,6 +23,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from common.files import write_private
+
 _VERSION = b"\x01"
 _NONCE = 12
 _AAD_PREFIX = b"strongroom-iam-v1|"
@@ -45,13 +47,7 @@ class SecretBox:
                 raise RuntimeError(f"{path}: expected a 32-byte key, found {len(key)} bytes")
             return cls(key)
         key = AESGCM.generate_key(bit_length=256)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private(path, key)
         return cls(key)
 
     @staticmethod

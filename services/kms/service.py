@@ -1317,7 +1317,7 @@ class KmsService:
     async def op_Sign(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         key = self._crypto_key(ctx, p, "Sign", KeyUsage.SIGN_VERIFY)
         algorithm, message_type = p.get("SigningAlgorithm", ""), p.get("MessageType") or "RAW"
-        data = self._signing_input(key, algorithm, message_type, p["Message"])
+        data = signing_input(key.spec, algorithm, message_type, p["Message"])
         check_state(key, "Sign")
         self._authorize(ctx, "kms:Sign", key, grant_op="Sign",
                         extra={"kms:SigningAlgorithm": algorithm, "kms:MessageType": message_type})
@@ -1326,14 +1326,10 @@ class KmsService:
         self._track(ctx, key)
         return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": algorithm}
 
-    @staticmethod
-    def _signing_input(key: Key, algorithm: str, message_type: str, message: bytes) -> bytes:
-        return signing_input(key.spec, algorithm, message_type, message)
-
     async def op_Verify(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         key = self._crypto_key(ctx, p, "Verify", KeyUsage.SIGN_VERIFY)
         algorithm, message_type = p.get("SigningAlgorithm", ""), p.get("MessageType") or "RAW"
-        data = self._signing_input(key, algorithm, message_type, p["Message"])
+        data = signing_input(key.spec, algorithm, message_type, p["Message"])
         check_state(key, "Verify")
         self._authorize(ctx, "kms:Verify", key, grant_op="Verify",
                         extra={"kms:SigningAlgorithm": algorithm, "kms:MessageType": message_type})

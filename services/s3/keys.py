@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from strongroom.common.v1 import caller_pb2
 
 from common.errors import AwsError
+from common.files import write_private
 from common.grpc_errors import from_rpc_error
 from common.grpc_server import CHANNEL_OPTIONS
 from services.s3.domain import errors as e
@@ -86,20 +87,7 @@ class ServiceKeyring:
         return key
 
     async def _save(self, key: bytes) -> None:
-        blob = _FILE_MAGIC + await self._wrapper.wrap_secret(key, _FILE_AAD)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._path)
-        dir_fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_private(self._path, _FILE_MAGIC + await self._wrapper.wrap_secret(key, _FILE_AAD))
 
     def _ready_aead(self) -> AESGCM:
         if self._aead is None:

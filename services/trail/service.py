@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from common.audit_index import IDENTITY
 from common.config import Settings
 from common.errors import AwsError, ServiceUnavailable
 from common.logging import get_logger
@@ -23,7 +24,6 @@ from services.trail.domain.event import (
     CATEGORY_MANAGEMENT,
     EventBatch,
     IndexColumns,
-    IndexedEvent,
     IndexEntry,
     InvalidRecord,
     from_index,
@@ -103,24 +103,34 @@ class TrailService:
         """Store records: (event id, JSON text) pairs, decoded and indexed here, and (index,
         JSON text) pairs whose sender computed the index (common.audit_index.index_of).
         Returns (accepted, duplicates, rejected event ids)."""
-        indexed: list[IndexedEvent] = []
+        entries: list[IndexEntry] = []
+        bodies: list[str] = []
         rejected: list[str] = []
         for event_id, body in records:
             try:
-                indexed.append(index_record(body, event_id or None))
+                event = index_record(body, event_id or None)
             except InvalidRecord as exc:
                 log.error("audit_record_rejected", event_id=event_id, reason=str(exc))
                 rejected.append(event_id)
+                continue
+            entries.append(event.entry)
+            bodies.append(event.body)
         for entry, body in indexed_records:
             try:
-                indexed.append(from_index(entry, body))
+                event = from_index(entry, body)
             except InvalidRecord as exc:
                 log.error("audit_record_rejected", event_id=entry.event_id, reason=str(exc))
                 rejected.append(entry.event_id)
-        new, duplicates = await self.store.put_events(indexed)
-        if self.insights is not None and new:
-            self._count_for_insights(IndexColumns.of([e.entry for e in new]), range(len(new)))
-        return len(new), duplicates, rejected
+                continue
+            entries.append(event.entry)
+            bodies.append(event.body)
+        if not entries:
+            return 0, 0, rejected
+        # Stored as one batch, one record per line: JSON allows a line break only as
+        # whitespace between tokens, so a record printed over several lines keeps its meaning.
+        data = "\n".join(b.replace("\n", " ") for b in bodies).encode()
+        accepted, duplicates = await self.put_batches([EventBatch(IDENTITY, data, IndexColumns.of(entries))])
+        return accepted, duplicates, rejected
 
     async def put_batches(self, batches: Sequence[EventBatch]) -> tuple[int, int]:
         """Store batches as senders' outboxes ship them (records and their index, stored as

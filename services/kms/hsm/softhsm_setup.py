@@ -16,20 +16,12 @@ import subprocess
 from pathlib import Path
 
 from common.config import Settings
+from common.files import write_private
 
 
 def is_softhsm(module: str) -> bool:
     return "softhsm" in Path(module).name.lower()
 
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _token_exists(conf: Path, label: str) -> bool:
@@ -54,7 +46,7 @@ def prepare(settings: Settings) -> str:
         pin, so_pin = lines[0], (lines[1] if len(lines) > 1 else None)
     else:
         pin, so_pin = secrets.token_hex(16), secrets.token_hex(16)
-        _write_private(pin_path, f"{pin}\n{so_pin}\n")
+        write_private(pin_path, f"{pin}\n{so_pin}\n")
     if not is_softhsm(settings.pkcs11_module):
         return pin
     conf = settings.softhsm2_conf or hsm_dir / "softhsm2.conf"

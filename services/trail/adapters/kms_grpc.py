@@ -29,10 +29,14 @@ DIGEST_KEY_NAME = "cloudtrail-digest"
 _TRANSPORT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
-def _translate(exc: grpc.aio.AioRpcError) -> Exception:
-    if exc.code() in _TRANSPORT:
-        return Unavailable(f"kms: {exc.code().name}")
-    return from_rpc_error(exc)
+async def _call(stub: Any, name: str, request: object, metadata: Any, timeout: float) -> Any:
+    """One KMS RPC; transport failures become Unavailable, KMS errors their AwsError."""
+    try:
+        return await getattr(stub, name)(request, metadata=metadata, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in _TRANSPORT:
+            raise Unavailable(f"kms: {exc.code().name}") from None
+        raise from_rpc_error(exc) from None
 
 
 class _KmsClient:
@@ -48,11 +52,8 @@ class _KmsClient:
         self.account_id = account_id
         self.region = region
 
-    async def call(self, name: str, request: object) -> object:
-        try:
-            return await getattr(self._stub, name)(request, metadata=self._md, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from None
+    async def call(self, name: str, request: object) -> Any:
+        return await _call(self._stub, name, request, self._md, self._timeout)
 
 
 class KmsKeyService:
@@ -106,20 +107,14 @@ class KmsDigestSigner:
         self._public: bytes | None = None
         self._lock = asyncio.Lock()
 
-    async def _call(self, name: str, request: object) -> Any:
-        try:
-            return await getattr(self._stub, name)(request, metadata=self._md, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _translate(exc) from None
-
     async def _ensure(self) -> bytes:
         if self._public:
             return self._public
         async with self._lock:
             if self._public:
                 return self._public
-            key = await self._call("GetServiceKey", self._pb.GetServiceKeyRequest(
-                name=DIGEST_KEY_NAME, key_spec="RSA_2048", key_usage="SIGN_VERIFY"))
+            key = await _call(self._stub, "GetServiceKey", self._pb.GetServiceKeyRequest(
+                name=DIGEST_KEY_NAME, key_spec="RSA_2048", key_usage="SIGN_VERIFY"), self._md, self._timeout)
             der = pkcs1_from_spki(bytes(key.public_key))
             fp = fingerprint(der)
             if fp not in {k.fingerprint for k in await self._store.signing_keys()}:
@@ -136,6 +131,7 @@ class KmsDigestSigner:
 
     async def sign(self, message: bytes) -> bytes:
         await self._ensure()
-        resp = await self._call("SignWithServiceKey", self._pb.SignWithServiceKeyRequest(
-            name=DIGEST_KEY_NAME, message=message, signing_algorithm="RSASSA_PKCS1_V1_5_SHA_256"))
+        resp = await _call(self._stub, "SignWithServiceKey", self._pb.SignWithServiceKeyRequest(
+            name=DIGEST_KEY_NAME, message=message, signing_algorithm="RSASSA_PKCS1_V1_5_SHA_256"),
+            self._md, self._timeout)
         return bytes(resp.signature)

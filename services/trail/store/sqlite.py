@@ -5,8 +5,8 @@ Tables
 ``events``        one row per record, unique by ``event_id`` (PutEvents is idempotent);
                   ``seq`` is the arrival order (AUTOINCREMENT, never reused) that delivery
                   cursors follow; indexed for every LookupEvents attribute. The record's
-                  text is ``body``, or (records that came in a batch) line ``chunk_line``
-                  of chunk ``chunk``, and ``body`` is empty.
+                  text is line ``chunk_line`` of chunk ``chunk`` (``body`` empty); rows
+                  stored before chunks existed keep their text in ``body``.
 ``event_chunks``  the JSON lines of a batch of records exactly as the sender shipped them
                   (``common.audit_index.pack_records``: zlib-compressed, ~20x smaller than
                   the records). Stored without decoding; read back (and cached) only to
@@ -43,7 +43,7 @@ from typing import Any
 import aiosqlite
 
 from common.audit_index import InvalidRecord, unpack_records
-from services.trail.domain.event import EventBatch, IndexedEvent
+from services.trail.domain.event import EventBatch
 from services.trail.domain.lookup import LookupQuery, Position
 from services.trail.domain.trails import Trail, TrailStatus
 
@@ -361,78 +361,18 @@ class TrailStore:
 
     # ------------------------------------------------------------------ events
 
-    async def put_events(
-        self, events: Sequence[IndexedEvent], received_ms: int | None = None
-    ) -> tuple[list[IndexedEvent], int]:
-        """Store new records (idempotent by event id). Returns (the new ones, duplicates).
-
-        One ``INSERT OR IGNORE`` per record: a record already stored (a sender resending a
-        batch whose acknowledgement it lost) is skipped by the unique eventID index, with no
-        look-up first. When fewer rows went in than were offered, the new ones are read back
-        by sequence number (rows of one transaction are numbered consecutively after the
-        table's highest ``seq``).
-        """
-        if not events:
-            return [], 0
-        received = received_ms if received_ms is not None else now_ms()
-        unique: dict[str, IndexedEvent] = {}
-        for ev in events:
-            unique.setdefault(ev.entry.event_id, ev)
-        offered = list(unique.values())
-        async with self._tx() as db:
-            async with db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'") as cur:
-                row = await cur.fetchone()
-            last = int(row[0]) if row else 0
-            before = db.total_changes
-            await db.executemany(
-                "INSERT OR IGNORE INTO events(event_id, event_time, received_at, event_name,"
-                " event_source, read_only, username, access_key_id, category, error_code, body)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        e.event_id,
-                        e.event_time_ms,
-                        received,
-                        e.event_name,
-                        e.event_source,
-                        None if e.read_only is None else int(e.read_only),
-                        e.username,
-                        e.access_key_id,
-                        e.category,
-                        e.error_code,
-                        body,
-                    )
-                    for e, body in offered
-                ],
-            )
-            inserted = db.total_changes - before
-            if inserted == len(offered):
-                new = [(last + 1 + i, ev) for i, ev in enumerate(offered)]
-            elif inserted == 0:
-                new = []
-            else:
-                async with db.execute("SELECT seq, event_id FROM events WHERE seq > ?", (last,)) as cur:
-                    new = [(int(r[0]), unique[r[1]]) for r in await cur.fetchall()]
-            resources = []
-            for seq, ev in new:
-                for r in ev.entry.resources:
-                    resources.append((seq, r.type, r.name))
-                    if r.arn != r.name:
-                        resources.append((seq, r.type, r.arn))
-            if resources:
-                await db.executemany("INSERT INTO event_resources(seq, type, name) VALUES (?,?,?)", resources)
-        return [ev for _, ev in new], len(events) - len(new)
-
     async def put_batches(
         self, batches: Sequence[EventBatch], received_ms: int | None = None
     ) -> list[Sequence[int]]:
         """Store batches of records (idempotent by event id), each as one chunk plus one index
         row per record. Returns, for each batch, the positions of the records that were new.
 
-        Rows are zipped from the index columns in C (no object per record); as in
-        :meth:`put_events`, ``INSERT OR IGNORE`` skips records stored before, and only when
-        some were skipped are the new ones read back. A batch with no new record leaves no
-        chunk behind.
+        Rows are zipped from the index columns in C (no object per record). One
+        ``INSERT OR IGNORE`` per record: a record already stored (a sender resending a batch
+        whose acknowledgement it lost) is skipped by the unique eventID index, with no look-up
+        first; only when some were skipped are the new ones read back (rows of one
+        transaction are numbered consecutively after the table's highest ``seq``). A batch
+        with no new record leaves no chunk behind.
         """
         received = received_ms if received_ms is not None else now_ms()
         out: list[Sequence[int]] = []

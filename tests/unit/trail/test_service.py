@@ -121,6 +121,13 @@ async def test_put_events_is_idempotent(env: Env) -> None:
     assert (accepted, rejected) == (0, ["bad", "x"])
 
 
+async def test_a_record_printed_over_several_lines_is_stored_whole(env: Env) -> None:
+    pretty, other = env.event(), env.event()
+    assert await env.service.put_events([(pretty["eventID"], json.dumps(pretty, indent=2)),
+                                         (other["eventID"], json.dumps(other))]) == (2, 0, [])
+    assert [json.loads(r.body) for r in await env.store.events_after(0, 10)] == [pretty, other]
+
+
 async def test_indexed_records_with_some_already_stored(env: Env) -> None:
     """Senders ship the index (common.audit_index); a resent batch mixing stored and new
     records stores only the new ones, each findable by its own resources."""
