@@ -368,14 +368,29 @@ class _HttpEncrypts:
             "Encrypt", {"KeyId": key_id, "Plaintext": base64.b64encode(os.urandom(64)).decode()}
         )
 
-    async def run(self, seconds: float, workers: int | None = None, latencies: list[float] | None = None) -> int:
-        """As :meth:`_GrpcEncrypts.run`, one keep-alive connection per worker."""
+    async def run(
+        self, seconds: float, workers: int | None = None, latencies: list[float] | None = None,
+        rate: float | None = None,
+    ) -> int:
+        """As :meth:`_GrpcEncrypts.run`, one keep-alive connection per worker. With ``rate``,
+        calls start on a fixed schedule (``rate`` per second, open loop) instead of as fast
+        as they complete; a call's latency is counted from its scheduled start."""
         ops = 0
         until = time.monotonic() + seconds
+        schedule = [time.monotonic()]
 
         async def worker(conn: Any) -> None:
             nonlocal ops
-            while (t0 := time.monotonic()) < until:
+            while True:
+                if rate:
+                    t0 = schedule[0]
+                    schedule[0] += 1 / rate
+                    if t0 >= until:
+                        return
+                    if (wait := t0 - time.monotonic()) > 0:
+                        await asyncio.sleep(wait)
+                elif (t0 := time.monotonic()) >= until:
+                    return
                 status, body = await conn.send(self.request)
                 if status != 200:
                     raise RuntimeError(f"Encrypt through the gateway failed: {status} {body[:200]!r}")
@@ -391,18 +406,14 @@ class _HttpEncrypts:
             await c.close()
 
 
-async def bench_kms_overhead_interleaved(
-    seconds: float, concurrency: int, pairs: int = 8, via_gateway: bool = False, gap: float = 0.7,
-    latency_pairs: int = 4,
-) -> dict[str, Any]:
-    """KMS Encrypt with recording off and on, both KMS processes up at once (each with its own
-    data directory and token; the same real trail), the load switching between them every
-    ``seconds`` in ABBA order. The machine's speed drifts on a scale of seconds (other tenants
-    of the host); windows this short and this close see the same machine, so the paired losses
-    are steadier than runs of freshly started processes. After each window the load pauses
-    ``gap`` seconds, so that the "on" KMS ships what it holds and the trail stores it before
-    the next window: that CPU is counted for the window (CPU per Encrypt), its time is not."""
-    data = Path(tempfile.mkdtemp(prefix="trail-bench-interleaved-"))
+@contextlib.asynccontextmanager
+async def _off_on_stacks(
+    prefix: str, concurrency: int, via_gateway: bool
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """A real trail and two KMS processes sending to it, recording "off" and "on" (each with
+    its own data directory and token), each behind its own gateway when ``via_gateway``; yields
+    (trail, KMS processes, gateways, load drivers), the last three by mode. All stopped after."""
+    data = Path(tempfile.mkdtemp(prefix=prefix))
     trail_port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     kms: dict[str, subprocess.Popen[bytes]] = {}
@@ -431,6 +442,29 @@ async def bench_kms_overhead_interleaved(
             else:
                 drivers[mode] = _GrpcEncrypts(f"127.0.0.1:{ports['kms']}", concurrency)
             await drivers[mode].open()
+        yield trail, kms, gateways, drivers
+    finally:
+        for d in drivers.values():
+            with contextlib.suppress(Exception):
+                await d.close()
+        for proc in reversed(procs):
+            _stop(proc)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+async def bench_kms_overhead_interleaved(
+    seconds: float, concurrency: int, pairs: int = 8, via_gateway: bool = False, gap: float = 0.7,
+    latency_pairs: int = 4,
+) -> dict[str, Any]:
+    """KMS Encrypt with recording off and on, both KMS processes up at once (each with its own
+    data directory and token; the same real trail), the load switching between them every
+    ``seconds`` in ABBA order. The machine's speed drifts on a scale of seconds (other tenants
+    of the host); windows this short and this close see the same machine, so the paired losses
+    are steadier than runs of freshly started processes. After each window the load pauses
+    ``gap`` seconds, so that the "on" KMS ships what it holds and the trail stores it before
+    the next window: that CPU is counted for the window (CPU per Encrypt), its time is not."""
+    stacks = _off_on_stacks("trail-bench-interleaved-", concurrency, via_gateway)
+    async with stacks as (trail, kms, gateways, drivers):
         for mode in ("off", "on"):  # warm-up
             await drivers[mode].run(1.0)
         await asyncio.sleep(gap)
@@ -458,12 +492,6 @@ async def bench_kms_overhead_interleaved(
             for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
                 await drivers[mode].run(seconds / 2, workers=1, latencies=latencies[mode])
                 await asyncio.sleep(gap)
-        for d in drivers.values():
-            await d.close()
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
-        shutil.rmtree(data, ignore_errors=True)
     paired = [100 * (a - b) / a for a, b in zip(rates["off"], rates["on"], strict=True)]
     # CPU per Encrypt compared within each pair too: the machine's speed (and so CPU time
     # per unit of work) drifts between pairs as much as the recording's cost.
@@ -488,6 +516,62 @@ async def bench_kms_overhead_interleaved(
         "pairs": pairs,
         "window_seconds": seconds,
         "statistic": "loss: median over ABBA pairs of (off - on) / off; both KMS processes up at once",
+    }
+
+
+async def bench_kms_steady(
+    seconds: float, rate: float, reps: int = 6, concurrency: int = 16
+) -> dict[str, Any]:
+    """KMS Encrypt through the gateway at a steady ``rate`` per second on *both* stacks at the
+    same time (recording off and on, open loop), for ``reps`` windows of ``seconds``.
+
+    The saturation pairs above measure what a load test sees, but each process's CPU per call
+    there depends on how fast the whole machine goes at that moment (other tenants), so their
+    pairs scatter by +-10 points. Here both stacks do the same work at the same moments: the
+    drift hits both alike and the CPU each server process spends per Encrypt compares
+    directly (the load generator, shared by both, is left out). The trail's CPU is charged to
+    the "on" stack, which alone sends to it."""
+    stacks = _off_on_stacks("trail-bench-steady-", concurrency, True)
+    async with stacks as (trail, kms, gateways, drivers):
+        await asyncio.gather(*(d.run(1.0, rate=rate) for d in drivers.values()))  # warm-up
+        await asyncio.sleep(1.0)
+        per_op: dict[str, list[float]] = {"off": [], "on": []}
+        parts: dict[str, list[float]] = {
+            k: [] for k in ("kms_off", "kms_on", "gateway_off", "gateway_on", "trail")
+        }
+        latencies: dict[str, list[float]] = {"off": [], "on": []}
+        achieved: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(reps):
+            pids = {"kms_off": kms["off"].pid, "kms_on": kms["on"].pid, "gateway_off": gateways["off"].pid,
+                    "gateway_on": gateways["on"].pid, "trail": trail.pid}
+            before = {k: _cpu_seconds(p) for k, p in pids.items()}
+            ops_off, ops_on = await asyncio.gather(
+                *(drivers[m].run(seconds, rate=rate, latencies=latencies[m]) for m in ("off", "on"))
+            )
+            await asyncio.sleep(1.0)  # the "on" KMS ships what it holds, the trail stores it
+            used = {k: _cpu_seconds(p) - before[k] for k, p in pids.items()}
+            ops = {"off": max(ops_off, 1), "on": max(ops_on, 1)}
+            for key, value in used.items():
+                parts[key].append(value / ops["off" if key.endswith("_off") else "on"])
+            per_op["off"].append((used["kms_off"] + used["gateway_off"]) / ops["off"])
+            per_op["on"].append((used["kms_on"] + used["gateway_on"] + used["trail"]) / ops["on"])
+            achieved["off"].append(ops_off / seconds)
+            achieved["on"].append(ops_on / seconds)
+    med = statistics.median
+    share = [100 * (b - a) / b for a, b in zip(per_op["off"], per_op["on"], strict=True)]
+    return {
+        "rate_per_stack": rate,
+        "achieved_ops_s": {k: round(med(v)) for k, v in achieved.items()},
+        "server_cpu_us_per_encrypt_off": round(med(per_op["off"]) * 1e6, 1),
+        "server_cpu_us_per_encrypt_on": round(med(per_op["on"]) * 1e6, 1),
+        **{f"{k}_cpu_us_per_encrypt": round(med(v) * 1e6, 1) for k, v in parts.items()},
+        "recording_cpu_share_pct": round(med(share), 1),
+        "recording_cpu_share_pct_per_rep": [round(x, 1) for x in share],
+        **{f"latency_ms_{mode}": _percentiles(lat) for mode, lat in latencies.items()},
+        "reps": reps,
+        "window_seconds": seconds,
+        "statistic": "share: median over windows of (on - off) / on, server CPU per Encrypt, "
+        "both stacks loaded at once",
     }
 
 
@@ -694,6 +778,10 @@ async def _main(args: argparse.Namespace) -> int:
         args.seconds, args.concurrency, pairs=args.rounds, via_gateway=True
     )
     print(json.dumps(out["kms_encrypt_via_gateway"]), flush=True)
+    rate = args.steady_rate
+    print(f"== the same at a steady {rate:g} Encrypts/s on each stack, off and on at once", flush=True)
+    out["kms_encrypt_steady"] = await bench_kms_steady(max(args.seconds, 5.0), args.steady_rate)
+    print(json.dumps(out["kms_encrypt_steady"]), flush=True)
     print("== the same against a trail stand-in that only acknowledges (sender cost alone)", flush=True)
     out["kms_encrypt_acking_trail"] = await bench_kms_overhead(
         args.seconds, args.concurrency, rounds=3, acking_trail=True
@@ -722,6 +810,16 @@ async def _main(args: argparse.Namespace) -> int:
             f"{r['latency_ms_c1_off'].get('p50')} -> {r['latency_ms_c1_on'].get('p50')} ms, p99 "
             f"{r['latency_ms_c1_off'].get('p99')} -> {r['latency_ms_c1_on'].get('p99')} ms"
         )
+    st = out["kms_encrypt_steady"]
+    print(
+        f"\nKMS Encrypt through the gateway at a steady {st['rate_per_stack']:g}/s, off and on loaded "
+        "at once: "
+        f"recording takes {st['recording_cpu_share_pct']}% of the servers' CPU per Encrypt "
+        f"({st['server_cpu_us_per_encrypt_off']} -> {st['server_cpu_us_per_encrypt_on']} us; per window "
+        f"{st['recording_cpu_share_pct_per_rep']}); latency p50 {st['latency_ms_off'].get('p50')} -> "
+        f"{st['latency_ms_on'].get('p50')} ms, p99 {st['latency_ms_off'].get('p99')} -> "
+        f"{st['latency_ms_on'].get('p99')} ms"
+    )
     print(
         f"\n{'within' if ok else 'OVER'} the 10% budget for KMS Encrypt through the endpoint (throughput loss "
         f"and CPU share both); load generator and servers share {os.cpu_count()} cores"
@@ -734,6 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "3")))
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=12, help="off/on window pairs against the real trail")
+    parser.add_argument("--steady-rate", type=float, default=300.0,
+                        help="Encrypts/s on each stack in the steady-rate comparison")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--kms-server", choices=("on", "off", "build"), help=argparse.SUPPRESS)
     parser.add_argument("--acking-trail", type=int, help=argparse.SUPPRESS)
