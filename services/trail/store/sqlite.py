@@ -34,9 +34,9 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from common.audit_index import InvalidRecord, unpack_records
 from services.trail.domain.event import EventBatch
 from services.trail.domain.lookup import LookupQuery, Position
 from services.trail.domain.trails import Trail, TrailStatus
+from services.trail.store.event_writer import EventWriter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -246,7 +247,6 @@ _EVENT_COLS = (
     "seq, event_id, event_time, event_name, event_source, read_only, username, access_key_id, category, body,"
     " chunk, chunk_line"
 )
-_READ_ONLY_INT = {None: None, True: 1, False: 0}.get
 _CHUNKS_CACHED = 8  # decompressed chunks kept (delivery reads a chunk's records in turn)
 
 
@@ -293,8 +293,10 @@ _DELIVERY_COLS = (
 class TrailStore:
     """All persistent state of the trail service (one aiosqlite connection)."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, writer: EventWriter) -> None:
         self._db = db
+        self._writer = writer  # stores records (PutEvents), on its own thread and connection
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trail-event-writer")
         # One connection is one transaction: writers take turns (reads need no lock).
         self._lock = asyncio.Lock()
         self._chunks: OrderedDict[int, list[str]] = OrderedDict()
@@ -312,8 +314,9 @@ class TrailStore:
 
     @classmethod
     async def open(cls, path: str | Path) -> TrailStore:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        """Open (creating) the database file at ``path`` (a file: records are written by a
+        second connection to it)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
@@ -330,9 +333,13 @@ class TrailStore:
             if added not in columns:
                 await db.execute(f"ALTER TABLE events ADD COLUMN {added} INTEGER")
         await db.commit()
-        return cls(db)
+        store = cls(db, EventWriter(Path(path)))
+        await asyncio.get_running_loop().run_in_executor(store._writer_thread, store._writer.open)
+        return store
 
     async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._writer.close)
+        self._writer_thread.shutdown(wait=True)
         await self._db.close()
 
     # ------------------------------------------------------------------ secrets
@@ -372,60 +379,17 @@ class TrailStore:
         whose acknowledgement it lost) is skipped by the unique eventID index, with no look-up
         first; only when some were skipped are the new ones read back (rows of one
         transaction are numbered consecutively after the table's highest ``seq``). A batch
-        with no new record leaves no chunk behind.
+        with no new record leaves no chunk behind. All batches are one transaction, run in
+        one hand-off to the event writer's thread (``event_writer.py``).
         """
         received = received_ms if received_ms is not None else now_ms()
-        out: list[Sequence[int]] = []
-        async with self._tx() as db:
-            for batch in batches:
-                out.append(await self._put_batch(db, batch, received))
-        return out
-
-    async def _put_batch(self, db: aiosqlite.Connection, batch: EventBatch, received: int) -> Sequence[int]:
-        cols = batch.index
-        n = len(cols.event_ids)
-        if not n:
-            return ()
-        async with db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'") as cur:
-            row = await cur.fetchone()
-        last = int(row[0]) if row else 0
-        cur = await db.execute("INSERT INTO event_chunks(encoding, data) VALUES (?, ?)", (batch.encoding, batch.data))
-        chunk = cur.lastrowid
-        before = db.total_changes
-        await db.executemany(
-            "INSERT OR IGNORE INTO events(event_id, event_time, received_at, event_name, event_source,"
-            " read_only, username, access_key_id, category, error_code, body, chunk, chunk_line)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            zip(cols.event_ids, cols.event_times_ms, repeat(received), cols.event_names, cols.event_sources,
-                map(_READ_ONLY_INT, cols.read_only), cols.usernames, cols.access_key_ids, cols.categories,
-                cols.error_codes, repeat(""), repeat(chunk), range(n)),
-        )
-        inserted = db.total_changes - before
-        positions: Sequence[int]
-        if inserted == n:
-            positions = range(n)
-            seqs: Sequence[int] = range(last + 1, last + 1 + n)
-        elif inserted == 0:
-            await db.execute("DELETE FROM event_chunks WHERE id = ?", (chunk,))
-            return ()
-        else:
-            async with db.execute("SELECT seq, chunk_line FROM events WHERE seq > ?", (last,)) as cur:
-                stored = sorted((int(r[1]), int(r[0])) for r in await cur.fetchall())
-            positions = [p for p, _ in stored]
-            seqs = [q for _, q in stored]
-        if cols.resources:
-            starts = [0]
-            for c in cols.resource_counts:
-                starts.append(starts[-1] + c)
-            resources = []
-            for pos, seq in zip(positions, seqs, strict=True):
-                for r in cols.resources[starts[pos] : starts[pos + 1]]:
-                    resources.append((seq, r.type, r.name))
-                    if r.arn != r.name:
-                        resources.append((seq, r.type, r.arn))
-            if resources:
-                await db.executemany("INSERT INTO event_resources(seq, type, name) VALUES (?,?,?)", resources)
-        return positions
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            try:
+                return await loop.run_in_executor(self._writer_thread, self._writer.put_batches, batches, received)
+            except BaseException:
+                self._chunks.clear()  # may hold a chunk of the rolled-back transaction
+                raise
 
     async def _event_rows(self, raw: Sequence[Sequence[Any]]) -> list[EventRow]:
         """Rows with their record text, from ``body`` or from the row's chunk."""
