@@ -17,17 +17,18 @@ the two connections never wait on each other's write lock.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
-from services.trail.domain.event import EventBatch
+from services.trail.domain.event import EventBatch, IndexColumns, LookupResource
 
 _READ_ONLY_INT = {None: None, True: 1, False: 0}.get
 _INSERT_EVENTS = (
     "INSERT OR IGNORE INTO events(event_id, event_time, received_at, event_name, event_source,"
-    " read_only, username, access_key_id, category, error_code, body, chunk, chunk_line)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " read_only, username, access_key_id, category, error_code, resources, body, chunk, chunk_line)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,'',?,?)"
 )
 
 
@@ -80,12 +81,13 @@ class EventWriter:
         chunk = conn.execute(
             "INSERT INTO event_chunks(encoding, data) VALUES (?, ?)", (batch.encoding, batch.data)
         ).lastrowid
+        resources = resource_texts(cols.resource_counts, cols.resources) if cols.resources else repeat(None)
         before = conn.total_changes
         conn.executemany(
             _INSERT_EVENTS,
             zip(cols.event_ids, cols.event_times_ms, repeat(received), cols.event_names, cols.event_sources,
                 map(_READ_ONLY_INT, cols.read_only), cols.usernames, cols.access_key_ids, cols.categories,
-                cols.error_codes, repeat(""), repeat(chunk), range(n)),
+                cols.error_codes, resources, repeat(chunk), range(n)),
         )
         inserted = conn.total_changes - before
         positions: Sequence[int]
@@ -102,16 +104,97 @@ class EventWriter:
             )
             positions = [p for p, _ in stored]
             seqs = [q for _, q in stored]
-        if cols.resources:
-            starts = [0]
-            for c in cols.resource_counts:
-                starts.append(starts[-1] + c)
-            resources = []
-            for pos, seq in zip(positions, seqs, strict=True):
-                for r in cols.resources[starts[pos] : starts[pos + 1]]:
-                    resources.append((seq, r.type, r.name))
-                    if r.arn != r.name:
-                        resources.append((seq, r.type, r.arn))
-            if resources:
-                conn.executemany("INSERT INTO event_resources(seq, type, name) VALUES (?,?,?)", resources)
+        conn.executemany(_INSERT_KEYS, lookup_keys(cols, positions, seqs))
         return positions
+
+
+_INSERT_KEYS = (
+    "INSERT OR IGNORE INTO event_keys(attr, value, newest, first_seq, last_seq, oldest) VALUES (?,?,?,?,?,?)"
+)
+RS, US = "\x1e", "\x1f"  # separators of events.resources (ASCII record / unit separators)
+
+
+def resource_text(resources: Iterable[LookupResource]) -> str | None:
+    """``events.resources``: each resource as type US name (and type US ARN when that differs:
+    ResourceName matches a bucket by either), each followed by RS, the whole preceded by RS; so
+    ``RS type US`` finds a type and ``US name RS`` a name (``TrailStore.lookup``)."""
+    parts = []
+    for r in resources:
+        parts.append(f"{r.type}{US}{r.name}{RS}")
+        if r.arn != r.name:
+            parts.append(f"{r.type}{US}{r.arn}{RS}")
+    return RS + "".join(parts) if parts else None
+
+
+def resource_texts(counts: Sequence[int], flat: Sequence[LookupResource]) -> list[str | None]:
+    """``events.resources`` of each record of a batch (its resources come flattened)."""
+    out: list[str | None] = []
+    i = 0
+    for c in counts:
+        out.append(resource_text(flat[i : i + c]) if c else None)
+        i += c
+    return out
+
+
+def lookup_keys(
+    cols: IndexColumns, positions: Sequence[int], seqs: Sequence[int]
+) -> list[tuple[str, str, int, int, int, int]]:
+    """The ``event_keys`` rows of a stored batch: for each (attribute, value) its records have,
+    (attribute, value, newest event time, first seq, last seq, oldest event time). One row per
+    value per batch stands in for one index entry per record per attribute. (A batch's
+    records mostly share their values: a column with one value is done in C.)"""
+    every = len(positions) == len(cols.event_ids)
+
+    def picked(column: Sequence[Any]) -> Sequence[Any]:
+        return column if every else [column[p] for p in positions]
+
+    times = picked(cols.event_times_ms)
+    rows: list[tuple[str, str, int, int, int, int]] = []
+    columns: list[tuple[str, Sequence[Any], Sequence[int], Sequence[int]]] = [
+        (attr, picked(column), seqs, times)
+        for attr, column in (("EventName", cols.event_names), ("EventSource", cols.event_sources),
+                             ("Username", cols.usernames), ("AccessKeyId", cols.access_key_ids))
+    ]
+    if cols.resources:  # one (value, seq, time) per resource, flattened like cols.resources
+        starts = [0]
+        for c in cols.resource_counts:
+            starts.append(starts[-1] + c)
+        types: list[str] = []
+        names: list[str] = []
+        name_seqs: list[int] = []
+        name_times: list[int] = []
+        res_seqs: list[int] = []
+        res_times: list[int] = []
+        for pos, seq, when in zip(positions, seqs, times, strict=True):
+            for r in cols.resources[starts[pos] : starts[pos + 1]]:
+                types.append(r.type)
+                res_seqs.append(seq)
+                res_times.append(when)
+                for name in (r.name, r.arn) if r.arn != r.name else (r.name,):
+                    names.append(name)
+                    name_seqs.append(seq)
+                    name_times.append(when)
+        columns.append(("ResourceType", types, res_seqs, res_times))
+        columns.append(("ResourceName", names, name_seqs, name_times))
+    for attr, values, value_seqs, value_times in columns:
+        if not values:
+            continue
+        if len(set(values)) == 1:
+            if values[0]:
+                rows.append((attr, values[0], max(value_times), value_seqs[0], value_seqs[-1], min(value_times)))
+            continue
+        spans: dict[str, list[int]] = {}
+        for value, seq, when in zip(values, value_seqs, value_times):
+            if not value:
+                continue
+            span = spans.get(value)
+            if span is None:
+                spans[value] = [when, seq, seq, when]
+                continue
+            if when > span[0]:
+                span[0] = when
+            elif when < span[3]:
+                span[3] = when
+            span[2] = seq  # seqs come in increasing order
+        rows.extend((attr, value, s[0], s[1], s[2], s[3]) for value, s in spans.items())
+    return rows

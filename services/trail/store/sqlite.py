@@ -4,14 +4,19 @@ Tables
 ------
 ``events``        one row per record, unique by ``event_id`` (PutEvents is idempotent);
                   ``seq`` is the arrival order (AUTOINCREMENT, never reused) that delivery
-                  cursors follow; indexed for every LookupEvents attribute. The record's
-                  text is line ``chunk_line`` of chunk ``chunk`` (``body`` empty); rows
-                  stored before chunks existed keep their text in ``body``.
+                  cursors follow; indexed by (category, time). The record's text is line
+                  ``chunk_line`` of chunk ``chunk`` (``body`` empty); rows stored before
+                  chunks existed keep their text in ``body``.
+``event_keys``    what LookupEvents finds records by (EventName, EventSource, Username,
+                  AccessKeyId, ResourceType, ResourceName): one row per value per stored
+                  batch, with the seq range and time span of the batch's records that have
+                  it, instead of one index entry per record per attribute (a KMS record had
+                  ten B-tree inserts; now it has three, and a batch a few rows). A lookup
+                  walks the ranges newest first and filters their rows (``lookup``).
 ``event_chunks``  the JSON lines of a batch of records exactly as the sender shipped them
                   (``common.audit_index.pack_records``: zlib-compressed, ~20x smaller than
                   the records). Stored without decoding; read back (and cached) only to
                   return or deliver records.
-``event_resources`` (seq, type, name) for ResourceType / ResourceName lookups.
 ``trails``        the trail (JSON ``data``), its delivery ``cursor`` (last events.seq it has
                   considered) and the head of its digest chain.
 ``tags``          (trail_arn, key, value).
@@ -46,7 +51,7 @@ from common.audit_index import InvalidRecord, unpack_records
 from services.trail.domain.event import EventBatch
 from services.trail.domain.lookup import LookupQuery, Position
 from services.trail.domain.trails import Trail, TrailStatus
-from services.trail.store.event_writer import EventWriter
+from services.trail.store.event_writer import RS, US, EventWriter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -63,21 +68,19 @@ CREATE TABLE IF NOT EXISTS events (
     error_code    TEXT,
     body          TEXT NOT NULL,
     chunk         INTEGER,       -- event_chunks.id, when body is ''
-    chunk_line    INTEGER
+    chunk_line    INTEGER,
+    resources     TEXT           -- for ResourceType / ResourceName (event_writer.resource_text)
 );
-CREATE INDEX IF NOT EXISTS events_by_time   ON events(category, event_time, seq);
-CREATE INDEX IF NOT EXISTS events_by_name   ON events(event_name, event_time);
-CREATE INDEX IF NOT EXISTS events_by_source ON events(event_source, event_time);
-CREATE INDEX IF NOT EXISTS events_by_user   ON events(username, event_time);
-CREATE INDEX IF NOT EXISTS events_by_akid   ON events(access_key_id, event_time);
-CREATE TABLE IF NOT EXISTS event_resources (
-    seq  INTEGER NOT NULL,   -- events.seq
-    type TEXT NOT NULL,
-    name TEXT NOT NULL       -- the ResourceName it matches (a bucket has two rows: name and ARN)
-);
-CREATE INDEX IF NOT EXISTS resources_by_type ON event_resources(type);
-CREATE INDEX IF NOT EXISTS resources_by_name ON event_resources(name);
-CREATE INDEX IF NOT EXISTS resources_by_seq  ON event_resources(seq);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(category, event_time, seq);
+CREATE TABLE IF NOT EXISTS event_keys (
+    attr      TEXT NOT NULL,     -- EventName, EventSource, Username, AccessKeyId, ResourceType, ResourceName
+    value     TEXT NOT NULL,
+    newest    INTEGER NOT NULL,  -- event_time of the newest record with it in the range
+    first_seq INTEGER NOT NULL,  -- the events.seq range of one stored batch's records with it
+    last_seq  INTEGER NOT NULL,
+    oldest    INTEGER NOT NULL,
+    PRIMARY KEY (attr, value, newest, first_seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS event_chunks (
     id       INTEGER PRIMARY KEY,
     encoding INTEGER NOT NULL,  -- strongroom.trail.v1.AuditBatch.RecordsEncoding
@@ -290,6 +293,67 @@ _DELIVERY_COLS = (
 )
 
 
+# LookupEvents attributes found through event_keys, and the events column each filters on
+# (the resource attributes filter on events.resources).
+_KEYED_ATTRIBUTES = {
+    "EventName": "event_name", "EventSource": "event_source", "Username": "username",
+    "AccessKeyId": "access_key_id", "ResourceType": "resources", "ResourceName": "resources",
+}
+_KEY_PAGE = 64  # event_keys ranges read per step of a keyed lookup
+
+
+def _newest_first(row: Sequence[Any]) -> tuple[int, int]:
+    return (-row[2], -row[0])  # event_time, seq
+
+
+_SCHEMA_VERSION = 1  # PRAGMA user_version: 1 = event_keys (see _upgrade)
+_LEGACY_LOOKUP_INDEXES = ("events_by_name", "events_by_source", "events_by_user", "events_by_akid")
+
+
+async def _upgrade(db: aiosqlite.Connection, existed: bool) -> None:
+    """Bring a database to ``_SCHEMA_VERSION`` (``PRAGMA user_version``), in one transaction.
+
+    Version 1 (``event_keys``): databases from before it had one index entry per record per
+    lookup attribute (and an ``event_resources`` table); their keys and resources column are
+    built from those, which are then dropped. Rows stored before chunks existed get one key
+    row each."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        if existed:
+            await _build_event_keys(db)
+        await db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        await db.commit()
+    except BaseException:
+        await db.rollback()
+        raise
+
+
+async def _build_event_keys(db: aiosqlite.Connection) -> None:
+    per_batch = "GROUP BY 2, COALESCE(e.chunk, -e.seq)"
+    spans = "MAX(e.event_time), MIN(e.seq), MAX(e.seq), MIN(e.event_time)"
+    for attr, column in (("EventName", "event_name"), ("EventSource", "event_source"),
+                         ("Username", "username"), ("AccessKeyId", "access_key_id")):
+        await db.execute(
+            f"INSERT OR IGNORE INTO event_keys SELECT '{attr}', e.{column}, {spans} FROM events e"
+            f" WHERE e.{column} IS NOT NULL AND e.{column} != '' {per_batch}"
+        )
+    async with db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_resources'") as cur:
+        if await cur.fetchone():
+            await db.execute(
+                "UPDATE events SET resources = (SELECT char(30) || group_concat(type || char(31) || name"
+                " || char(30), '') FROM event_resources r WHERE r.seq = events.seq)"
+                " WHERE seq IN (SELECT seq FROM event_resources)"
+            )
+            for attr, column in (("ResourceType", "type"), ("ResourceName", "name")):
+                await db.execute(
+                    f"INSERT OR IGNORE INTO event_keys SELECT '{attr}', r.{column}, {spans}"
+                    f" FROM event_resources r JOIN events e ON e.seq = r.seq {per_batch}"
+                )
+            await db.execute("DROP TABLE event_resources")
+    for index in _LEGACY_LOOKUP_INDEXES:
+        await db.execute(f"DROP INDEX IF EXISTS {index}")
+
+
 class TrailStore:
     """All persistent state of the trail service (one aiosqlite connection)."""
 
@@ -326,13 +390,20 @@ class TrailStore:
         await db.execute("PRAGMA wal_autocheckpoint=10000")
         await db.execute("PRAGMA cache_size=-65536")
         await db.execute("PRAGMA foreign_keys=ON")
+        async with db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'") as cur:
+            existed = await cur.fetchone() is not None
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
         await db.executescript(SCHEMA)
         async with db.execute("PRAGMA table_info(events)") as cur:
             columns = {r[1] for r in await cur.fetchall()}
-        for added in ("chunk", "chunk_line"):  # databases from before event_chunks
-            if added not in columns:
-                await db.execute(f"ALTER TABLE events ADD COLUMN {added} INTEGER")
+        for added, kind in (("chunk", "INTEGER"), ("chunk_line", "INTEGER"), ("resources", "TEXT")):
+            if added not in columns:  # databases from before event_chunks / event_keys
+                await db.execute(f"ALTER TABLE events ADD COLUMN {added} {kind}")
         await db.commit()
+        if version < _SCHEMA_VERSION:
+            await _upgrade(db, existed)
         store = cls(db, EventWriter(Path(path)))
         await asyncio.get_running_loop().run_in_executor(store._writer_thread, store._writer.open)
         return store
@@ -417,40 +488,89 @@ class TrailStore:
         return rows
 
     async def lookup(self, query: LookupQuery, after: Position | None, limit: int) -> list[EventRow]:
+        """Records of the query after ``after``, newest first (event time, then arrival).
+
+        EventId goes through the unique eventID index, ReadOnly and no attribute through the
+        (category, time) index. The other attributes go through ``event_keys``: see
+        ``_lookup_by_key``.
+        """
         category = "Insight" if query.insight else "Management"
-        where = ["category = ?", "event_time >= ?", "event_time <= ?"]
-        args: list[Any] = [category, query.start_ms, query.end_ms]
         key, value = query.attribute_key, query.attribute_value
-        column = {
-            "EventId": "event_id",
-            "EventName": "event_name",
-            "EventSource": "event_source",
-            "Username": "username",
-            "AccessKeyId": "access_key_id",
-        }.get(key or "")
-        if column:
-            where.append(f"{column} = ?")
+        keyed = key in _KEYED_ATTRIBUTES
+        # In a keyed lookup the rows come by seq range: the unary + keeps SQLite from
+        # walking the time index instead.
+        p = "+" if keyed else ""
+        where = [f"{p}category = ?", f"{p}event_time >= ?", f"{p}event_time <= ?"]
+        args: list[Any] = [category, query.start_ms, query.end_ms]
+        if key == "EventId":
+            where.append("event_id = ?")
             args.append(value)
         elif key == "ReadOnly":
             where.append("read_only = ?")
             args.append(1 if value == "true" else 0)
         elif key == "ResourceType":
-            where.append("seq IN (SELECT seq FROM event_resources WHERE type = ?)")
-            args.append(value)
+            where.append("instr(resources, ?) > 0")
+            args.append(f"{RS}{value}{US}")
         elif key == "ResourceName":
-            where.append("seq IN (SELECT seq FROM event_resources WHERE name = ?)")
+            where.append("instr(resources, ?) > 0")
+            args.append(f"{US}{value}{RS}")
+        elif keyed:
+            where.append(f"{_KEYED_ATTRIBUTES[key]} = ?")
             args.append(value)
         if after is not None:
-            where.append("(event_time < ? OR (event_time = ? AND seq < ?))")
+            where.append(f"({p}event_time < ? OR ({p}event_time = ? AND {p}seq < ?))")
             args.extend([after.event_time_ms, after.event_time_ms, after.seq])
-        sql = (
-            f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY event_time DESC, seq DESC LIMIT ?"
-        )
-        args.append(limit)
-        async with self._db.execute(sql, args) as cur:
-            raw = await cur.fetchall()
+        if keyed:
+            upper = min(query.end_ms, after.event_time_ms) if after is not None else query.end_ms
+            raw = await self._lookup_by_key(key, value, query.start_ms, upper, where, args, limit)
+        else:
+            sql = (
+                f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} "
+                "ORDER BY event_time DESC, seq DESC LIMIT ?"
+            )
+            async with self._db.execute(sql, [*args, limit]) as cur:
+                raw = await cur.fetchall()
         return await self._event_rows(raw)
+
+    async def _lookup_by_key(
+        self, attr: str | None, value: str | None, start_ms: int, upper_ms: int,
+        where: list[str], args: list[Any], limit: int,
+    ) -> list[Any]:
+        """The newest ``limit`` rows matching ``where`` among the records that have ``attr`` =
+        ``value``: the ``event_keys`` ranges come newest first, a page at a time, and the rows
+        of each page are filtered by ``where``. A range not yet read holds nothing newer than
+        the ``newest`` of the last one read, so the walk stops once ``limit`` rows are newer
+        than that (or the ranges run out)."""
+        found: list[Any] = []
+        page_end: tuple[int, int] | None = None
+        filters = " AND ".join(where)
+        while True:
+            sql = (
+                "SELECT newest, first_seq, last_seq FROM event_keys WHERE attr = ? AND value = ?"
+                " AND newest >= ? AND oldest <= ?"
+            )
+            key_args: list[Any] = [attr, value, start_ms, upper_ms]
+            if page_end is not None:
+                sql += " AND (newest < ? OR (newest = ? AND first_seq < ?))"
+                key_args += [page_end[0], page_end[0], page_end[1]]
+            async with self._db.execute(
+                sql + " ORDER BY newest DESC, first_seq DESC LIMIT ?", [*key_args, _KEY_PAGE]
+            ) as cur:
+                ranges = await cur.fetchall()
+            if not ranges:
+                break
+            in_ranges = " OR ".join(["seq BETWEEN ? AND ?"] * len(ranges))
+            async with self._db.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE ({in_ranges}) AND {filters}",
+                [*(v for r in ranges for v in (r[1], r[2])), *args],
+            ) as cur:
+                found.extend(await cur.fetchall())
+            found.sort(key=_newest_first)
+            del found[limit:]
+            page_end = (ranges[-1][0], ranges[-1][1])
+            if len(ranges) < _KEY_PAGE or (len(found) == limit and found[-1][2] > page_end[0]):
+                break
+        return found
 
     async def events_after(self, seq: int, limit: int) -> list[EventRow]:
         async with self._db.execute(
@@ -507,10 +627,10 @@ class TrailStore:
             if min_cursor is not None:
                 cond += " AND seq <= ?"
                 args.append(min_cursor)
-            await db.execute(
-                f"DELETE FROM event_resources WHERE seq IN (SELECT seq FROM events WHERE {cond})", args
-            )
             cur2 = await db.execute(f"DELETE FROM events WHERE {cond}", args)
+            # A key row whose records all went: all older than before_ms, all considered.
+            key_cond = "newest < ?" + (" AND last_seq <= ?" if min_cursor is not None else "")
+            await db.execute(f"DELETE FROM event_keys WHERE {key_cond}", args)
             # Chunks and sequence numbers both grow with arrival: every chunk older than the
             # oldest remaining record's is no longer referenced.
             await db.execute(
