@@ -355,13 +355,15 @@ async def _build_event_keys(db: aiosqlite.Connection) -> None:
 
 
 class TrailStore:
-    """All persistent state of the trail service (one aiosqlite connection)."""
+    """All persistent state of the trail service: one aiosqlite connection, and the event
+    writer's own connection for storing records (``event_writer.py``)."""
 
     def __init__(self, db: aiosqlite.Connection, writer: EventWriter) -> None:
         self._db = db
         self._writer = writer  # stores records (PutEvents), on its own thread and connection
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trail-event-writer")
-        # One connection is one transaction: writers take turns (reads need no lock).
+        # Writers take turns, on either connection: one write transaction at a time (reads,
+        # WAL snapshots, need no lock).
         self._lock = asyncio.Lock()
         self._chunks: OrderedDict[int, list[str]] = OrderedDict()
 
