@@ -299,7 +299,7 @@ _KEYED_ATTRIBUTES = {
     "EventName": "event_name", "EventSource": "event_source", "Username": "username",
     "AccessKeyId": "access_key_id", "ResourceType": "resources", "ResourceName": "resources",
 }
-_KEY_PAGE = 64  # event_keys ranges read per step of a keyed lookup
+_KEY_PAGE_FIRST, _KEY_PAGE = 4, 64  # event_keys ranges read per step of a keyed lookup (growing)
 
 
 def _newest_first(row: Sequence[Any]) -> tuple[int, int]:
@@ -541,11 +541,13 @@ class TrailStore:
         """The newest ``limit`` rows matching ``where`` among the records that have ``attr`` =
         ``value``: the ``event_keys`` ranges come newest first, a page at a time, and the rows
         of each page are filtered by ``where``. A range not yet read holds nothing newer than
-        the ``newest`` of the last one read, so the walk stops once ``limit`` rows are newer
-        than that (or the ranges run out)."""
+        the ``newest`` of the last one read, and at that same time only lower seqs (a batch's
+        seqs are one interval, disjoint from other batches'), so the walk stops once ``limit``
+        rows come after (newest, first_seq) of the last range read, or the ranges run out."""
         found: list[Any] = []
         page_end: tuple[int, int] | None = None
         filters = " AND ".join(where)
+        page = _KEY_PAGE_FIRST  # a common value's newest ranges alone hold a page of results
         while True:
             sql = (
                 "SELECT newest, first_seq, last_seq FROM event_keys WHERE attr = ? AND value = ?"
@@ -556,22 +558,24 @@ class TrailStore:
                 sql += " AND (newest < ? OR (newest = ? AND first_seq < ?))"
                 key_args += [page_end[0], page_end[0], page_end[1]]
             async with self._db.execute(
-                sql + " ORDER BY newest DESC, first_seq DESC LIMIT ?", [*key_args, _KEY_PAGE]
+                sql + " ORDER BY newest DESC, first_seq DESC LIMIT ?", [*key_args, page]
             ) as cur:
                 ranges = await cur.fetchall()
             if not ranges:
                 break
             in_ranges = " OR ".join(["seq BETWEEN ? AND ?"] * len(ranges))
             async with self._db.execute(
-                f"SELECT {_EVENT_COLS} FROM events WHERE ({in_ranges}) AND {filters}",
-                [*(v for r in ranges for v in (r[1], r[2])), *args],
+                f"SELECT {_EVENT_COLS} FROM events WHERE ({in_ranges}) AND {filters}"
+                " ORDER BY +event_time DESC, +seq DESC LIMIT ?",  # sorted here, not walked by the time index
+                [*(v for r in ranges for v in (r[1], r[2])), *args, limit],
             ) as cur:
                 found.extend(await cur.fetchall())
             found.sort(key=_newest_first)
             del found[limit:]
             page_end = (ranges[-1][0], ranges[-1][1])
-            if len(ranges) < _KEY_PAGE or (len(found) == limit and found[-1][2] > page_end[0]):
+            if len(ranges) < page or (len(found) == limit and (found[-1][2], found[-1][0]) > page_end):
                 break
+            page = min(page * 4, _KEY_PAGE)
         return found
 
     async def events_after(self, seq: int, limit: int) -> list[EventRow]:

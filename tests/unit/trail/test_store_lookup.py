@@ -89,7 +89,8 @@ async def store(tmp_path: Path) -> AsyncIterator[TrailStore]:
 async def test_keyed_lookups_return_what_a_scan_of_every_record_returns(
     store: TrailStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_KEY_PAGE", 3)  # walk the key ranges in several steps
+    monkeypatch.setattr(store_module, "_KEY_PAGE_FIRST", 1)  # walk the key ranges in several steps
+    monkeypatch.setattr(store_module, "_KEY_PAGE", 3)
     rng = random.Random(5)
     events = [_record(rng, i) for i in range(240)]
     for i in range(0, len(events), 12):
