@@ -204,14 +204,17 @@ class IndexColumns(NamedTuple):
     resource_counts: list[int]
     resources: list[LookupResource]
 
+    def resources_by_record(self) -> list[tuple[LookupResource, ...]]:
+        """``resources`` cut back into each record's own."""
+        flat = iter(self.resources)
+        return [tuple(islice(flat, c)) if c else () for c in self.resource_counts]
+
     def entries(self) -> list[IndexEntry]:
         """The same index, one :class:`IndexEntry` per record."""
-        flat = iter(self.resources)
-        per_record = [tuple(islice(flat, c)) if c else () for c in self.resource_counts]
         return list(map(IndexEntry._make, zip(
             self.event_ids, self.event_times_ms, self.event_names, self.event_sources,
             self.read_only, self.usernames, self.access_key_ids, self.categories,
-            self.error_codes, per_record, strict=True,
+            self.error_codes, self.resources_by_record(), strict=True,
         )))
 
     @classmethod

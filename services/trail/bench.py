@@ -399,8 +399,9 @@ async def _off_on_stacks(
     drivers: dict[str, Any] = {}
     try:
         trail_env = _env(data / "trail-side", {"kms": free_port(), "s3": free_port(), "trail": trail_port})
-        trail_args = ["services.trail.bench", "--acking-trail", str(trail_port)] if acking_trail else ["services.trail"]
-        trail = _start(["-m", *trail_args], trail_env, data / "trail.log")
+        trail_module = ["services.trail.bench", "--acking-trail", str(trail_port)] if acking_trail else [
+            "services.trail"]
+        trail = _start(["-m", *trail_module], trail_env, data / "trail.log")
         procs.append(trail)
         await _wait_serving(f"127.0.0.1:{trail_port}")
         for mode in ("off", "on"):
@@ -680,8 +681,8 @@ async def _main(args: argparse.Namespace) -> int:
         f"\nper Encrypt at a steady {rate:g}/s through the gateway, KMS process CPU: "
         f"{st['kms_off_cpu_us_per_encrypt']} us without recording, "
         f"{st['kms_on_cpu_us_per_encrypt'] - st['kms_off_cpu_us_per_encrypt']:+.1f} us with it "
-        f"({a['kms_on_cpu_us_per_encrypt'] - a['kms_off_cpu_us_per_encrypt']:+.1f} us against a trail that only "
-        f"acknowledges: building, encoding, committing and shipping the record); the trail spends "
+        f"({a['kms_on_cpu_us_per_encrypt'] - a['kms_off_cpu_us_per_encrypt']:+.1f} us against a trail that "
+        f"only acknowledges: building, encoding, committing and shipping the record); the trail spends "
         f"{st['trail_cpu_us_per_encrypt']} us storing it (its own process)"
     )
     # The budget applies to KMS Encrypt as AWS clients call it: through the endpoint. It is judged

@@ -81,7 +81,8 @@ class EventWriter:
         chunk = conn.execute(
             "INSERT INTO event_chunks(encoding, data) VALUES (?, ?)", (batch.encoding, batch.data)
         ).lastrowid
-        resources = resource_texts(cols.resource_counts, cols.resources) if cols.resources else repeat(None)
+        by_record = cols.resources_by_record() if cols.resources else None
+        resources = map(resource_text, by_record) if by_record else repeat(None)
         before = conn.total_changes
         conn.executemany(
             _INSERT_EVENTS,
@@ -104,7 +105,7 @@ class EventWriter:
             )
             positions = [p for p, _ in stored]
             seqs = [q for _, q in stored]
-        conn.executemany(_INSERT_KEYS, lookup_keys(cols, positions, seqs))
+        conn.executemany(_INSERT_KEYS, lookup_keys(cols, by_record, positions, seqs))
         return positions
 
 
@@ -114,35 +115,28 @@ _INSERT_KEYS = (
 RS, US = "\x1e", "\x1f"  # separators of events.resources (ASCII record / unit separators)
 
 
+def _names(r: LookupResource) -> tuple[str, ...]:
+    """What ResourceName finds a resource by: its name, and its ARN when that differs (a bucket)."""
+    return (r.name, r.arn) if r.arn != r.name else (r.name,)
+
+
 def resource_text(resources: Iterable[LookupResource]) -> str | None:
     """``events.resources``: each resource as type US name (and type US ARN when that differs:
     ResourceName matches a bucket by either), each followed by RS, the whole preceded by RS; so
     ``RS type US`` finds a type and ``US name RS`` a name (``TrailStore.lookup``)."""
-    parts = []
-    for r in resources:
-        parts.append(f"{r.type}{US}{r.name}{RS}")
-        if r.arn != r.name:
-            parts.append(f"{r.type}{US}{r.arn}{RS}")
+    parts = [f"{r.type}{US}{name}{RS}" for r in resources for name in _names(r)]
     return RS + "".join(parts) if parts else None
 
 
-def resource_texts(counts: Sequence[int], flat: Sequence[LookupResource]) -> list[str | None]:
-    """``events.resources`` of each record of a batch (its resources come flattened)."""
-    out: list[str | None] = []
-    i = 0
-    for c in counts:
-        out.append(resource_text(flat[i : i + c]) if c else None)
-        i += c
-    return out
-
-
 def lookup_keys(
-    cols: IndexColumns, positions: Sequence[int], seqs: Sequence[int]
+    cols: IndexColumns, by_record: Sequence[tuple[LookupResource, ...]] | None,
+    positions: Sequence[int], seqs: Sequence[int],
 ) -> list[tuple[str, str, int, int, int, int]]:
     """The ``event_keys`` rows of a stored batch: for each (attribute, value) its records have,
     (attribute, value, newest event time, first seq, last seq, oldest event time). One row per
     value per batch stands in for one index entry per record per attribute. (A batch's
-    records mostly share their values: a column with one value is done in C.)"""
+    records mostly share their values: a column with one value is done in C.) ``by_record``:
+    each record's resources (``IndexColumns.resources_by_record``), None when there are none."""
     every = len(positions) == len(cols.event_ids)
 
     def picked(column: Sequence[Any]) -> Sequence[Any]:
@@ -155,10 +149,7 @@ def lookup_keys(
         for attr, column in (("EventName", cols.event_names), ("EventSource", cols.event_sources),
                              ("Username", cols.usernames), ("AccessKeyId", cols.access_key_ids))
     ]
-    if cols.resources:  # one (value, seq, time) per resource, flattened like cols.resources
-        starts = [0]
-        for c in cols.resource_counts:
-            starts.append(starts[-1] + c)
+    if by_record:  # one (value, seq, time) per resource, and per name of a resource
         types: list[str] = []
         names: list[str] = []
         name_seqs: list[int] = []
@@ -166,11 +157,11 @@ def lookup_keys(
         res_seqs: list[int] = []
         res_times: list[int] = []
         for pos, seq, when in zip(positions, seqs, times, strict=True):
-            for r in cols.resources[starts[pos] : starts[pos + 1]]:
+            for r in by_record[pos]:
                 types.append(r.type)
                 res_seqs.append(seq)
                 res_times.append(when)
-                for name in (r.name, r.arn) if r.arn != r.name else (r.name,):
+                for name in _names(r):
                     names.append(name)
                     name_seqs.append(seq)
                     name_times.append(when)
@@ -181,7 +172,9 @@ def lookup_keys(
             continue
         if len(set(values)) == 1:
             if values[0]:
-                rows.append((attr, values[0], max(value_times), value_seqs[0], value_seqs[-1], min(value_times)))
+                rows.append(
+                    (attr, values[0], max(value_times), value_seqs[0], value_seqs[-1], min(value_times))
+                )
             continue
         spans: dict[str, list[int]] = {}
         for value, seq, when in zip(values, value_seqs, value_times):

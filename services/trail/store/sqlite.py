@@ -337,7 +337,8 @@ async def _build_event_keys(db: aiosqlite.Connection) -> None:
             f"INSERT OR IGNORE INTO event_keys SELECT '{attr}', e.{column}, {spans} FROM events e"
             f" WHERE e.{column} IS NOT NULL AND e.{column} != '' {per_batch}"
         )
-    async with db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_resources'") as cur:
+    legacy = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_resources'"
+    async with db.execute(legacy) as cur:
         if await cur.fetchone():
             await db.execute(
                 "UPDATE events SET resources = (SELECT char(30) || group_concat(type || char(31) || name"
@@ -459,7 +460,9 @@ class TrailStore:
         loop = asyncio.get_running_loop()
         async with self._lock:
             try:
-                return await loop.run_in_executor(self._writer_thread, self._writer.put_batches, batches, received)
+                return await loop.run_in_executor(
+                    self._writer_thread, self._writer.put_batches, batches, received
+                )
             except BaseException:
                 self._chunks.clear()  # may hold a chunk of the rolled-back transaction
                 raise

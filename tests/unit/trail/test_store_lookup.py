@@ -105,7 +105,8 @@ async def test_keyed_lookups_return_what_a_scan_of_every_record_returns(
 
     def expected(attr: str, value: str, start: datetime, end: datetime) -> list[str]:
         lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        hits = [r for eid, r in rows.items() if _matches(entries[eid], attr, value) and lo <= r.event_time_ms <= hi]
+        hits = [r for eid, r in rows.items()
+                if _matches(entries[eid], attr, value) and lo <= r.event_time_ms <= hi]
         return [r.event_id for r in sorted(hits, key=lambda r: (r.event_time_ms, r.seq), reverse=True)]
 
     values = {
@@ -138,7 +139,8 @@ async def test_purging_old_records_drops_their_key_rows(store: TrailStore) -> No
     assert await store.purge_events(int((NOW - timedelta(days=90)).timestamp() * 1000)) == 4
     async with store._db.execute("SELECT MIN(first_seq) FROM event_keys") as cur:
         assert (await cur.fetchone())[0] == 5  # only the second batch's records are left
-    got = await _all_pages(store, _query("EventSource", new[0]["eventSource"], 50, NOW - timedelta(days=1), NOW))
+    window = (NOW - timedelta(days=1), NOW)
+    got = await _all_pages(store, _query("EventSource", new[0]["eventSource"], 50, *window))
     assert set(got) <= {e["eventID"] for e in new} and got
 
 
@@ -191,7 +193,8 @@ async def test_a_store_with_per_record_indexes_is_upgraded(tmp_path: Path) -> No
         new = _record(random.Random(3), 0)
         new["eventName"], new["eventTime"] = "Encrypt", "2026-06-01T12:00:00Z"  # NOW: the newest
         await store.put_batches([_batch([new])])
-        assert await _all_pages(store, _query("EventName", "Encrypt", 50, *window)) == [new["eventID"], "e3", "e2"]
+        newest_first = [new["eventID"], "e3", "e2"]
+        assert await _all_pages(store, _query("EventName", "Encrypt", 50, *window)) == newest_first
         async with store._db.execute("SELECT name FROM sqlite_master WHERE name LIKE '%resources%'"
                                      " OR name LIKE 'events_by_%'") as cur:
             assert [r[0] for r in await cur.fetchall()] == ["events_by_time"]
